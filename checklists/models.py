@@ -1,0 +1,141 @@
+"""Runbook templates: a runbook has versions; a version holds phases → steps → items.
+
+A deployment snapshots one version (see deployments.models), so editing a template
+never changes a deployment that was created from it.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class ItemKind(models.TextChoices):
+    CHECK = "check", "Checkbox"
+    FIELD = "field", "Field"
+    CHOICE = "choice", "Choice"
+    GATE = "gate", "Go/no-go gate"
+
+
+class Runbook(models.Model):
+    name = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def latest_version(self):
+        return self.versions.order_by("-number").first()
+
+
+class RunbookVersion(models.Model):
+    runbook = models.ForeignKey(Runbook, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    source_filename = models.CharField(max_length=255, blank=True)
+    source_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["runbook", "-number"]
+        constraints = [models.UniqueConstraint(fields=["runbook", "number"], name="uniq_runbook_version_number")]
+
+    def __str__(self):
+        return f"{self.title} v{self.number}"
+
+
+class TemplateRole(models.Model):
+    version = models.ForeignKey(RunbookVersion, on_delete=models.CASCADE, related_name="roles")
+    name = models.CharField(max_length=120)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["version", "name"], name="uniq_template_role_name")]
+
+    def __str__(self):
+        return self.name
+
+
+class TemplatePhase(models.Model):
+    version = models.ForeignKey(RunbookVersion, on_delete=models.CASCADE, related_name="phases")
+    position = models.PositiveIntegerField(default=0)
+    title = models.CharField(max_length=500)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.title
+
+
+class TemplateStep(models.Model):
+    phase = models.ForeignKey(TemplatePhase, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField(default=0)
+    title = models.CharField(max_length=500)
+    number = models.CharField(max_length=40, blank=True)
+    description = models.TextField(blank=True)
+    role = models.ForeignKey(TemplateRole, null=True, blank=True, on_delete=models.SET_NULL, related_name="steps")
+    offset_minutes = models.IntegerField(null=True, blank=True, help_text="Planned start relative to T-0")
+    duration_min_minutes = models.PositiveIntegerField(null=True, blank=True)
+    duration_max_minutes = models.PositiveIntegerField(null=True, blank=True)
+    is_gate = models.BooleanField(default=False, help_text="A go/no-go decision point")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.title
+
+
+class TemplateItem(models.Model):
+    step = models.ForeignKey(TemplateStep, on_delete=models.CASCADE, related_name="items")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    position = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=10, choices=ItemKind.choices, default=ItemKind.CHECK)
+    text = models.TextField()
+    number = models.CharField(max_length=40, blank=True)
+    initially_checked = models.BooleanField(default=False)
+    options = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.text[:80]
+
+
+class TemplateCodeBlock(models.Model):
+    step = models.ForeignKey(TemplateStep, on_delete=models.CASCADE, related_name="code_blocks")
+    position = models.PositiveIntegerField(default=0)
+    info = models.CharField(max_length=100, blank=True)
+    code = models.TextField()
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.info or "code"
+
+
+class TemplateTimelineEntry(models.Model):
+    version = models.ForeignKey(RunbookVersion, on_delete=models.CASCADE, related_name="timeline")
+    position = models.PositiveIntegerField(default=0)
+    label = models.CharField(max_length=60)
+    offset_minutes = models.IntegerField(null=True, blank=True)
+    activity = models.TextField()
+    duration_min_minutes = models.PositiveIntegerField(null=True, blank=True)
+    duration_max_minutes = models.PositiveIntegerField(null=True, blank=True)
+    role = models.ForeignKey(TemplateRole, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return f"{self.label} {self.activity[:60]}"

@@ -1,0 +1,176 @@
+"""The war-room board: one loader, and renderers for the page and for live pushes.
+
+The page and every push render the same partials of ``deployments/warroom.html``,
+so what a screen receives live is exactly what it would get on reload. The loader
+runs a fixed number of queries whatever the number of items.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from checklists.models import ItemKind
+from deployments import live
+from deployments.models import ALLOWED_TRANSITIONS, REASON_STATES, Deployment, DeploymentState, Event, Item, Participant, Step
+from deployments.timeline import timeline_svg
+
+TEMPLATE = "deployments/warroom.html"
+RECENT_EVENTS = 15
+
+
+@dataclass
+class PhaseView:
+    phase: object
+    steps: list = field(default_factory=list)
+    done: int = 0
+    total: int = 0
+
+    @property
+    def percent(self):
+        return round(100 * self.done / self.total) if self.total else 0
+
+
+@dataclass
+class Board:
+    deployment: Deployment
+    phases: list[PhaseView]
+    steps: list[Step]
+    roles: list
+    participants: list
+    contacts: list
+    events: list
+    now: object
+    done: int = 0
+    total: int = 0
+
+    @property
+    def percent(self):
+        return round(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def late_steps(self):
+        t0 = self.deployment.planned_t0
+        return [s for s in self.steps if s.is_late(t0, self.now)]
+
+    @property
+    def current_step(self):
+        """The first step not yet done, in runbook order."""
+        return next((s for s in self.steps if s.total_leaves and s.actual_end is None), None)
+
+    @property
+    def next_gate(self):
+        for step in self.steps:
+            for item in step.all_items:
+                if item.kind == ItemKind.GATE and not item.is_done:
+                    return item
+        return None
+
+    @property
+    def next_states(self):
+        allowed = ALLOWED_TRANSITIONS[DeploymentState(self.deployment.state)]
+        return [(state.value, state.label) for state in DeploymentState if state in allowed]
+
+    reason_states = REASON_STATES
+
+    @property
+    def timeline(self):
+        return timeline_svg(self.deployment, self.steps, self.now)
+
+
+def _attach_items(steps: list[Step], items: list[Item]) -> None:
+    by_step = defaultdict(list)
+    children = defaultdict(list)
+    for item in items:
+        by_step[item.step_id].append(item)
+        if item.parent_id:
+            children[item.parent_id].append(item)
+    for item in items:
+        item.child_list = children.get(item.pk, [])
+    for step in steps:
+        step.all_items = by_step.get(step.pk, [])
+        step.roots = [i for i in step.all_items if i.parent_id is None]
+        leaves = [i for i in step.all_items if not i.is_group]
+        step.total_leaves = len(leaves)
+        step.done_leaves = sum(1 for i in leaves if i.is_done)
+    for item in items:
+        if item.is_group:
+            item.group_done = all(c.is_done or getattr(c, "group_done", False) for c in item.child_list)
+
+
+def load_board(deployment_id: int, *, events: int = RECENT_EVENTS) -> Board:
+    deployment = Deployment.objects.select_related("runbook_version").get(pk=deployment_id)
+    steps = list(Step.objects.filter(deployment=deployment).select_related("role", "phase").prefetch_related("code_blocks"))
+    items = list(Item.objects.filter(deployment=deployment).select_related("done_by").order_by("step_id", "position", "id"))
+    _attach_items(steps, items)
+    phases = {}
+    for step in steps:
+        step.planned_end_at = step.planned_end(deployment.planned_t0)
+        view = phases.setdefault(step.phase_id, PhaseView(step.phase))
+        view.steps.append(step)
+        view.done += step.done_leaves
+        view.total += step.total_leaves
+    participants = list(Participant.objects.filter(deployment=deployment).select_related("user").prefetch_related("roles"))
+    board = Board(
+        deployment=deployment,
+        phases=list(phases.values()),
+        steps=steps,
+        roles=list(deployment.roles.all()),
+        participants=participants,
+        contacts=list(deployment.contacts.select_related("role")),
+        events=list(Event.objects.filter(deployment=deployment).select_related(None).order_by("-seq")[:events]),
+        now=timezone.now(),
+    )
+    board.done = sum(p.done for p in board.phases)
+    board.total = sum(p.total for p in board.phases)
+    return board
+
+
+def render(partial: str, board: Board, **extra) -> str:
+    return render_to_string(f"{TEMPLATE}#{partial}", {"board": board, "d": board.deployment, "oob": True, **extra})
+
+
+# --- pushes: each returns the fragments to swap on every screen -------------------------
+
+
+def render_item_push(item_id: int, *, step_changed: bool) -> list[str]:
+    item = Item.objects.only("deployment_id", "step_id").get(pk=item_id)
+    board = load_board(item.deployment_id)
+    step = next(s for s in board.steps if s.pk == item.step_id)
+    fragments = [render("step", board, step=step), render("progress", board), render("events", board), render("status", board)]
+    if step_changed:
+        fragments.append(render("timeline", board))
+    return fragments
+
+
+def render_header_push(deployment_id: int) -> list[str]:
+    board = load_board(deployment_id)
+    return [render("header", board), render("events", board), render("status", board)]
+
+
+def render_people_push(deployment_id: int) -> list[str]:
+    board = load_board(deployment_id)
+    return [render("people", board), render("events", board), refresh_marker()]
+
+
+def render_late_push(deployment_id: int) -> list[str]:
+    board = load_board(deployment_id)
+    return [render("status", board), render("events", board)]
+
+
+def render_board_push(deployment_id: int) -> list[str]:
+    board = load_board(deployment_id)
+    return [render("header", board), render("events", board), refresh_marker()]
+
+
+def refresh_marker() -> str:
+    """Tells every screen to re-fetch the whole board (used when most of it changed)."""
+    return '<div id="live-refresh" hx-swap-oob="true" data-refresh="1" hidden></div>'
+
+
+def board_context(deployment_id: int) -> dict:
+    board = load_board(deployment_id)
+    return {"board": board, "d": board.deployment, "seq": live.current_seq(deployment_id)}

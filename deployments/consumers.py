@@ -1,0 +1,56 @@
+"""The war-room websocket: one group per deployment, joined only after a permission check."""
+
+from __future__ import annotations
+
+import json
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from deployments import live, presence
+from deployments.permissions import access_for, visible_deployments
+
+
+class DeploymentConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        self.deployment_id = self.scope["url_route"]["kwargs"]["pk"]
+        self.group = None
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        if not await self._may_view(user):
+            # Same answer for unknown and forbidden: nothing to probe.
+            await self.close(code=4404)
+            return
+        self.group = live.group_name(self.deployment_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await database_sync_to_async(presence.join)(self.deployment_id, user)
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await database_sync_to_async(presence.leave)(self.deployment_id, self.scope["user"])
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """Clients only send presence pings; anything else is ignored after a re-check."""
+        if not self.group:
+            return
+        try:
+            message = json.loads(text_data or "{}")
+        except ValueError:
+            return
+        if isinstance(message, dict) and message.get("type") == "ping":
+            if not await self._may_view(self.scope["user"]):
+                await self.close(code=4403)
+                return
+            await self.send(text_data=json.dumps({"type": "pong"}))
+
+    async def board_push(self, event):
+        await self.send(text_data=event["html"])
+
+    @database_sync_to_async
+    def _may_view(self, user):
+        deployment = visible_deployments(user).filter(pk=self.deployment_id).first()
+        return deployment is not None and access_for(user, deployment).can_view

@@ -1,0 +1,131 @@
+"""The append-only, hash-chained event log.
+
+Each event's hash covers its own content and the previous event's hash, so
+changing or removing any event breaks every link after it. Appending takes a row
+lock on the deployment, which also orders concurrent appends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from deployments.models import Deployment, Event
+
+SYSTEM_ACTOR = "Warroom"
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder, ensure_ascii=False)
+
+
+def event_hash(
+    *, deployment_id, seq, created_at, actor_id, actor_label, action, object_type, object_id, summary, before, after, prev_hash
+) -> str:
+    payload = _canonical(
+        {
+            "deployment": deployment_id,
+            "seq": seq,
+            "created_at": created_at.isoformat(),
+            "actor": actor_id,
+            "actor_label": actor_label,
+            "action": action,
+            "object_type": object_type,
+            "object_id": str(object_id),
+            "summary": summary,
+            "before": before,
+            "after": after,
+            "prev": prev_hash,
+        }
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def record_event(
+    deployment_id: int, *, actor, action: str, summary: str, obj=None, before=None, after=None, actor_label: str | None = None
+) -> Event:
+    """Append one event. Must run inside the caller's transaction."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("record_event must be called inside transaction.atomic")
+    head = Deployment.objects.select_for_update(no_key=True).only("event_count", "last_event_hash").get(pk=deployment_id)
+    seq = head.event_count + 1
+    created_at = timezone.now()
+    label = actor_label or (actor.get_full_name() or actor.get_username() if actor else SYSTEM_ACTOR)
+    # Round-trip through JSON so the stored value and the hashed value are identical.
+    before = json.loads(_canonical(before)) if before is not None else None
+    after = json.loads(_canonical(after)) if after is not None else None
+    fields = dict(
+        deployment_id=deployment_id,
+        seq=seq,
+        created_at=created_at,
+        actor_id=actor.pk if actor else None,
+        actor_label=label,
+        action=action,
+        object_type=type(obj).__name__.lower() if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        summary=summary[:500],
+        before=before,
+        after=after,
+        prev_hash=head.last_event_hash,
+    )
+    digest = event_hash(**fields)
+    event = Event.objects.create(hash=digest, **fields)
+    Deployment.objects.filter(pk=deployment_id).update(event_count=seq, last_event_hash=digest)
+    return event
+
+
+@dataclass
+class ChainReport:
+    count: int
+    last_hash: str
+    broken_at: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self):
+        return self.broken_at is None
+
+
+def verify_chain(deployment_id: int) -> ChainReport:
+    """Recompute every hash in order; name the first event whose link does not hold."""
+    prev = ""
+    expected_seq = 1
+    count = 0
+    for event in Event.objects.filter(deployment_id=deployment_id).order_by("seq").iterator(chunk_size=2000):
+        count += 1
+        if event.seq != expected_seq:
+            return ChainReport(count, prev, expected_seq, f"event #{expected_seq} is missing (found #{event.seq})")
+        if event.prev_hash != prev:
+            return ChainReport(count, prev, event.seq, f"event #{event.seq} does not point at the hash of #{event.seq - 1}")
+        recomputed = event_hash(
+            deployment_id=event.deployment_id,
+            seq=event.seq,
+            created_at=event.created_at,
+            actor_id=event.actor_id,
+            actor_label=event.actor_label,
+            action=event.action,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            summary=event.summary,
+            before=event.before,
+            after=event.after,
+            prev_hash=event.prev_hash,
+        )
+        if recomputed != event.hash:
+            return ChainReport(count, prev, event.seq, f"event #{event.seq} was changed after it was written")
+        prev = event.hash
+        expected_seq += 1
+    head = Deployment.objects.filter(pk=deployment_id).values_list("event_count", "last_event_hash").first()
+    if head and (head[0] != count or head[1] != prev):
+        return ChainReport(
+            count,
+            prev,
+            count + 1 if head[0] > count else count,
+            f"the deployment records {head[0]} events ending in {head[1][:12]}…, the log has {count}",
+        )
+    return ChainReport(count, prev)

@@ -1,0 +1,473 @@
+"""Every state change of a deployment, one function each.
+
+Each function checks permission, runs in one transaction with the rows it changes
+locked, appends an event, and schedules the live push for after commit. Views,
+consumers, tasks and the API call these; nothing else saves deployment rows.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from checklists.models import ItemKind, RunbookVersion
+from deployments import board, live
+from deployments.events import record_event
+from deployments.models import (
+    ALLOWED_TRANSITIONS,
+    REASON_STATES,
+    CodeBlock,
+    Deployment,
+    DeploymentRole,
+    DeploymentState,
+    EmergencyContact,
+    Item,
+    Participant,
+    Phase,
+    Step,
+)
+from deployments.permissions import Access, PermissionDenied, access_for, grant_participation, revoke_participation
+
+
+class InvalidChange(Exception):
+    """The request cannot be applied as asked; the message says why in words."""
+
+
+class StaleChange(InvalidChange):
+    """Someone else changed it first; ``current`` is the row as it is now."""
+
+    def __init__(self, message, current):
+        super().__init__(message)
+        self.current = current
+
+
+def _require_lead(access: Access, what: str):
+    if not access.is_lead:
+        raise PermissionDenied(f"Only the deployment lead may {what}.")
+
+
+def _display_name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+# --- creating ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_deployment(
+    version: RunbookVersion,
+    *,
+    lead,
+    name: str,
+    service: str,
+    version_label: str,
+    environment: str,
+    planned_t0: datetime,
+    timezone_name: str = "UTC",
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+) -> Deployment:
+    """Snapshot the runbook version into a new draft deployment led by ``lead``."""
+    if timezone.is_naive(planned_t0):
+        raise InvalidChange("T-0 needs a time zone.")
+    try:
+        zoneinfo.ZoneInfo(timezone_name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidChange(f"Unknown time zone {timezone_name!r}.") from None
+    if window_start and window_end and window_end <= window_start:
+        raise InvalidChange("The maintenance window must end after it starts.")
+    deployment = Deployment.objects.create(
+        name=name,
+        service=service,
+        version_label=version_label,
+        environment=environment,
+        runbook_version=version,
+        planned_t0=planned_t0,
+        timezone_name=timezone_name,
+        window_start=window_start,
+        window_end=window_end,
+        created_by=lead,
+    )
+    roles = {
+        template_role.pk: DeploymentRole.objects.create(
+            deployment=deployment, name=template_role.name, position=template_role.position
+        )
+        for template_role in version.roles.all()
+    }
+    for template_phase in version.phases.prefetch_related("steps__items", "steps__code_blocks"):
+        phase = Phase.objects.create(
+            deployment=deployment,
+            position=template_phase.position,
+            title=template_phase.title,
+            description=template_phase.description,
+        )
+        for template_step in template_phase.steps.all():
+            step = Step.objects.create(
+                deployment=deployment,
+                phase=phase,
+                position=template_step.position,
+                title=template_step.title,
+                number=template_step.number,
+                description=template_step.description,
+                role=roles.get(template_step.role_id),
+                offset_minutes=template_step.offset_minutes,
+                duration_min_minutes=template_step.duration_min_minutes,
+                duration_max_minutes=template_step.duration_max_minutes,
+                is_gate=template_step.is_gate,
+            )
+            template_items = list(template_step.items.all())
+            parent_ids = {ti.parent_id for ti in template_items if ti.parent_id}
+            copies = {}
+            # Parents come before children in position order; map ids as we go.
+            for ti in sorted(template_items, key=lambda ti: (ti.position, ti.pk)):
+                copies[ti.pk] = Item.objects.create(
+                    deployment=deployment,
+                    step=step,
+                    parent=copies.get(ti.parent_id),
+                    position=ti.position,
+                    kind=ti.kind,
+                    text=ti.text,
+                    number=ti.number,
+                    options=ti.options,
+                    is_group=ti.pk in parent_ids,
+                    checked=ti.initially_checked and ti.kind == ItemKind.CHECK,
+                    done_by_system="runbook" if ti.initially_checked else "",
+                )
+            CodeBlock.objects.bulk_create(
+                CodeBlock(step=step, position=cb.position, info=cb.info, code=cb.code) for cb in template_step.code_blocks.all()
+            )
+    Participant.objects.create(deployment=deployment, user=lead, is_lead=True)
+    grant_participation(lead, deployment, is_lead=True)
+    record_event(
+        deployment.pk,
+        actor=lead,
+        action="deployment.created",
+        obj=deployment,
+        summary=f"Created from {version} with T-0 {planned_t0.isoformat()}",
+        after={"t0": planned_t0, "state": deployment.state},
+    )
+    return deployment
+
+
+# --- people --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def set_participant(deployment: Deployment, actor, user, *, role_names: list[str], is_lead: bool = False) -> Participant:
+    """Add a person or change their roles; the lead decides."""
+    _require_lead(access_for(actor, deployment), "manage people")
+    roles = list(DeploymentRole.objects.filter(deployment=deployment, name__in=role_names))
+    unknown = set(role_names) - {r.name for r in roles}
+    if unknown:
+        raise InvalidChange(f"No such role in this deployment: {', '.join(sorted(unknown))}.")
+    participant, created = Participant.objects.select_for_update().get_or_create(deployment=deployment, user=user)
+    before = None if created else {"lead": participant.is_lead, "roles": sorted(r.name for r in participant.roles.all())}
+    if not is_lead and participant.is_lead and user == actor:
+        leads = Participant.objects.filter(deployment=deployment, is_lead=True).count()
+        if leads == 1:
+            raise InvalidChange("You are the only lead: make someone else lead first.")
+    participant.is_lead = is_lead
+    participant.save(update_fields=["is_lead"])
+    participant.roles.set(roles)
+    grant_participation(user, deployment, is_lead=is_lead)
+    after = {"lead": is_lead, "roles": sorted(r.name for r in roles)}
+    record_event(
+        deployment.pk,
+        actor=actor,
+        action="participant.set",
+        obj=participant,
+        summary=f"{_display_name(user)}: {', '.join(after['roles']) or 'observer'}{' (lead)' if is_lead else ''}",
+        before=before,
+        after=after,
+    )
+    live.publish_on_commit(deployment.pk, lambda: board.render_people_push(deployment.pk))
+    return participant
+
+
+@transaction.atomic
+def remove_participant(deployment: Deployment, actor, user) -> None:
+    _require_lead(access_for(actor, deployment), "manage people")
+    participant = Participant.objects.select_for_update().filter(deployment=deployment, user=user).first()
+    if participant is None:
+        raise InvalidChange("That person is not part of this deployment.")
+    if (
+        participant.is_lead
+        and not Participant.objects.filter(deployment=deployment, is_lead=True).exclude(pk=participant.pk).exists()
+    ):
+        raise InvalidChange("A deployment needs a lead: make someone else lead first.")
+    before = {"lead": participant.is_lead, "roles": sorted(r.name for r in participant.roles.all())}
+    participant.delete()
+    revoke_participation(user, deployment)
+    record_event(
+        deployment.pk, actor=actor, action="participant.removed", summary=f"{_display_name(user)} removed", before=before
+    )
+    live.publish_on_commit(deployment.pk, lambda: board.render_people_push(deployment.pk))
+
+
+@transaction.atomic
+def add_contact(
+    deployment: Deployment, actor, *, role_name: str | None, level: int, name: str, phone: str = "", email: str = ""
+) -> EmergencyContact:
+    _require_lead(access_for(actor, deployment), "manage emergency contacts")
+    role = None
+    if role_name:
+        role = DeploymentRole.objects.filter(deployment=deployment, name=role_name).first()
+        if role is None:
+            raise InvalidChange(f"No such role in this deployment: {role_name}.")
+    if not (phone or email):
+        raise InvalidChange("A contact needs a phone number or an e-mail address.")
+    contact = EmergencyContact.objects.create(deployment=deployment, role=role, level=level, name=name, phone=phone, email=email)
+    record_event(
+        deployment.pk,
+        actor=actor,
+        action="contact.added",
+        obj=contact,
+        summary=f"Contact {name} (level {level}{', ' + role.name if role else ''})",
+    )
+    live.publish_on_commit(deployment.pk, lambda: board.render_people_push(deployment.pk))
+    return contact
+
+
+# --- the deployment's own state -------------------------------------------------------
+
+
+@transaction.atomic
+def change_state(deployment_id: int, actor, new_state: str, *, reason: str = "") -> Deployment:
+    deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+    _require_lead(access_for(actor, deployment), "change the deployment's state")
+    if new_state not in DeploymentState.values:
+        raise InvalidChange(f"Unknown state {new_state!r}.")
+    old_state = deployment.state
+    if new_state not in ALLOWED_TRANSITIONS[DeploymentState(old_state)]:
+        allowed = ", ".join(DeploymentState(s).label for s in ALLOWED_TRANSITIONS[DeploymentState(old_state)]) or "nothing"
+        raise InvalidChange(
+            f"A deployment that is {DeploymentState(old_state).label.lower()} cannot become "
+            f"{DeploymentState(new_state).label.lower()} (allowed: {allowed})."
+        )
+    if new_state in REASON_STATES and not reason.strip():
+        raise InvalidChange(f"Say why the deployment is {DeploymentState(new_state).label.lower()}.")
+    now = timezone.now()
+    deployment.state = new_state
+    update = ["state"]
+    if new_state == DeploymentState.IN_PROGRESS and deployment.started_at is None:
+        deployment.started_at = now
+        update.append("started_at")
+    if new_state in (DeploymentState.COMPLETED, DeploymentState.ROLLED_BACK, DeploymentState.ABORTED):
+        deployment.finished_at = now
+        update.append("finished_at")
+    deployment.save(update_fields=update)
+    record_event(
+        deployment.pk,
+        actor=actor,
+        action="deployment.state",
+        obj=deployment,
+        summary=f"{DeploymentState(old_state).label} → {DeploymentState(new_state).label}"
+        + (f": {reason.strip()}" if reason.strip() else ""),
+        before={"state": old_state},
+        after={"state": new_state, "reason": reason.strip()},
+    )
+    live.publish_on_commit(deployment.pk, lambda: board.render_header_push(deployment.pk))
+    return deployment
+
+
+@transaction.atomic
+def reanchor_t0(deployment_id: int, actor, new_t0: datetime, *, reason: str) -> Deployment:
+    """Move T-0: every planned time moves with it (they are offsets); actual times stay."""
+    deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+    _require_lead(access_for(actor, deployment), "move T-0")
+    if deployment.is_finished:
+        raise InvalidChange("This deployment is finished; its T-0 can no longer move.")
+    if timezone.is_naive(new_t0):
+        raise InvalidChange("The new T-0 needs a time zone.")
+    if not reason.strip():
+        raise InvalidChange("Say why T-0 moves.")
+    old_t0 = deployment.planned_t0
+    if new_t0 == old_t0:
+        raise InvalidChange("That is already T-0.")
+    shift = new_t0 - old_t0
+    deployment.planned_t0 = new_t0
+    fields = ["planned_t0"]
+    if deployment.window_start:
+        deployment.window_start += shift
+        deployment.window_end = deployment.window_end + shift if deployment.window_end else None
+        fields += ["window_start", "window_end"]
+    deployment.save(update_fields=fields)
+    # Steps that are late against the old T-0 may not be late any more.
+    Step.objects.filter(deployment=deployment, actual_end__isnull=True).update(late_reported=False)
+    minutes = int(shift.total_seconds() // 60)
+    record_event(
+        deployment.pk,
+        actor=actor,
+        action="deployment.reanchored",
+        obj=deployment,
+        summary=f"T-0 moved by {minutes:+d} min: {reason.strip()}",
+        before={"t0": old_t0},
+        after={"t0": new_t0, "reason": reason.strip()},
+    )
+    live.publish_on_commit(deployment.pk, lambda: board.render_board_push(deployment.pk))
+    return deployment
+
+
+# --- items ---------------------------------------------------------------------------
+
+
+def _refresh_step_actuals(step: Step, now) -> bool:
+    """Keep a step's actual start/end in line with its items. Returns True if changed."""
+    leaves = [i for i in step.items.all() if not i.is_group]
+    done = [i for i in leaves if i.is_done]
+    start = step.actual_start or (now if done else None)
+    end = now if leaves and len(done) == len(leaves) else None
+    if step.actual_end and end:
+        end = step.actual_end  # already complete: keep the first completion time
+    changed = (start, end) != (step.actual_start, step.actual_end)
+    if changed:
+        step.actual_start, step.actual_end = start, end
+        step.save(update_fields=["actual_start", "actual_end"])
+    return changed
+
+
+@transaction.atomic
+def update_item(
+    item_id: int,
+    actor,
+    *,
+    revision: int | None,
+    checked: bool | None = None,
+    value: str | None = None,
+    note: str | None = None,
+    system: str = "",
+) -> Item:
+    """Tick, untick, fill a field or pick a choice — the one path for item state.
+
+    ``revision`` is the revision the person saw; if the item changed since, nothing
+    is written and StaleChange carries the current state to show them. ``system``
+    names a task that did it (then ``actor`` may be None).
+    """
+    item = Item.objects.select_for_update().select_related("step", "deployment").get(pk=item_id)
+    deployment = item.deployment
+    if not system:
+        access = access_for(actor, deployment)
+        if not access.can_view:
+            raise Item.DoesNotExist
+        if not access.can_act_on_step(item.step):
+            role = item.step.role.name if item.step.role else "a role in this deployment"
+            raise PermissionDenied(f"Only the {role} or the lead may change this item.")
+    if deployment.is_finished:
+        raise InvalidChange("This deployment is finished; its checklist is closed.")
+    if item.is_group:
+        raise InvalidChange("This line is a group: it is done when its sub-items are.")
+    if revision is not None and revision != item.revision:
+        who = _done_by_label(item) or "someone"
+        raise StaleChange(f"{who} changed this item a moment ago; here is its current state.", item)
+
+    before = {"checked": item.checked, "value": item.value, "note": item.note}
+    was_done = item.is_done
+    if item.kind == ItemKind.CHECK:
+        if checked is None:
+            raise InvalidChange("Say whether the box is ticked.")
+        item.checked = checked
+    else:
+        if value is None:
+            raise InvalidChange("A value is needed.")
+        value = value.strip()
+        if len(value) > 2000:
+            raise InvalidChange("That value is too long (2,000 characters at most).")
+        if item.kind in (ItemKind.CHOICE, ItemKind.GATE) and value and value not in item.options:
+            raise InvalidChange(f"Pick one of: {', '.join(item.options)}.")
+        item.value = value
+    if note is not None:
+        if len(note) > 2000:
+            raise InvalidChange("That note is too long (2,000 characters at most).")
+        item.note = note.strip()
+
+    undoing = was_done and not item.is_done
+    if undoing and not system and not access.can_undo(item):
+        raise PermissionDenied("Only the person who did this, or the lead, may undo it.")
+    now = timezone.now()
+    if (item.is_done and not was_done) or (item.is_done and item.value != before["value"]):
+        item.done_by = None if system else actor
+        item.done_by_system = system
+        item.done_at = now
+    elif undoing:
+        item.done_by, item.done_by_system, item.done_at = None, "", None
+    after = {"checked": item.checked, "value": item.value, "note": item.note}
+    if after == before:
+        return item  # nothing to record: a double click, or the same value again
+    item.revision += 1
+    item.save()
+    step_changed = _refresh_step_actuals(item.step, now)
+
+    if item.kind == ItemKind.CHECK:
+        action = (
+            "item.ticked"
+            if item.checked and not before["checked"]
+            else "item.unticked"
+            if before["checked"] != item.checked
+            else "item.noted"
+        )
+    else:
+        action = f"{item.kind}.set" if item.value else f"{item.kind}.cleared"
+    record_event(
+        deployment.pk,
+        actor=actor,
+        action=action,
+        obj=item,
+        actor_label=system or None,
+        summary=f"{_verb(action)} “{item.text[:120]}”"
+        + (f" = {item.value}" if item.value and item.kind != ItemKind.CHECK else ""),
+        before=before,
+        after=after,
+    )
+    live.publish_on_commit(deployment.pk, lambda: board.render_item_push(item.pk, step_changed=step_changed))
+    return item
+
+
+def _verb(action: str) -> str:
+    return {
+        "item.ticked": "Ticked",
+        "item.unticked": "Unticked",
+        "item.noted": "Noted on",
+    }.get(action, "Set" if action.endswith(".set") else "Cleared")
+
+
+def _done_by_label(item: Item) -> str:
+    if item.done_by_system:
+        return item.done_by_system
+    return _display_name(item.done_by) if item.done_by else ""
+
+
+def mark_late_steps(now=None) -> int:
+    """Record an event, once, for each step that passed its planned end undone.
+
+    Run by Celery beat; the war room also shades late steps by itself from the
+    planned times, this makes lateness part of the record and pushes the list.
+    """
+    now = now or timezone.now()
+    reported = 0
+    candidates = Step.objects.filter(
+        deployment__state__in=[DeploymentState.IN_PROGRESS, DeploymentState.PAUSED],
+        actual_end__isnull=True,
+        late_reported=False,
+        offset_minutes__isnull=False,
+    ).select_related("deployment")
+    for step in candidates:
+        if not step.is_late(step.deployment.planned_t0, now):
+            continue
+        with transaction.atomic():
+            claimed = Step.objects.filter(pk=step.pk, late_reported=False).update(late_reported=True)
+            if not claimed:
+                continue
+            record_event(
+                step.deployment_id,
+                actor=None,
+                action="step.late",
+                obj=step,
+                summary=f"“{step.title}” is late: planned to end {step.planned_end(step.deployment.planned_t0):%H:%M} UTC",
+            )
+            deployment_id = step.deployment_id
+            live.publish_on_commit(deployment_id, lambda d=deployment_id: board.render_late_push(d))
+            reported += 1
+    return reported

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from deployments import views
+
+app_name = "deployments"
+
+urlpatterns = [
+    path("new/", views.deployment_create, name="create"),
+    path("<int:pk>/", views.warroom, name="warroom"),
+    path("<int:pk>/board/", views.board, name="board"),
+    path("<int:pk>/items/<int:item_pk>/", views.item_update, name="item"),
+    path("<int:pk>/state/", views.change_state, name="state"),
+    path("<int:pk>/t0/", views.reanchor, name="reanchor"),
+    path("<int:pk>/people/", views.people, name="people"),
+    path("<int:pk>/events/", views.events, name="events"),
+]

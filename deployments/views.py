@@ -1,0 +1,286 @@
+"""Pages and htmx endpoints of the dashboard and the war room.
+
+Views parse input, ask deployments.permissions, and call deployments.services;
+errors from services come back as a 4xx with a message the page shows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from checklists.models import RunbookVersion
+from deployments import board as board_module
+from deployments import services
+from deployments.forms import ContactForm, DeploymentForm, ParticipantForm, ReanchorForm
+from deployments.models import ACTIVE_STATES, FINISHED_STATES, DeploymentState, Event, Item
+from deployments.permissions import PermissionDenied, access_for, get_visible_deployment_or_404, visible_deployments
+
+
+def toast_response(message: str, status: int) -> HttpResponse:
+    """A 4xx the page shows as a toast (warroom.js reads HX-Trigger / the body)."""
+    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    response["HX-Trigger"] = json.dumps({"warroom:toast": message})
+    return response
+
+
+def fragments_response(fragments: list[str], *, toast: str | None = None) -> HttpResponse:
+    response = HttpResponse("".join(fragments))
+    if toast:
+        response["HX-Trigger"] = json.dumps({"warroom:toast": toast})
+    return response
+
+
+# --- dashboard ---------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def dashboard(request):
+    deployments = (
+        visible_deployments(request.user)
+        .annotate(
+            total_items=Count("items", filter=Q(items__is_group=False), distinct=True),
+            done_items=Count(
+                "items", filter=Q(items__is_group=False) & (Q(items__checked=True) | ~Q(items__value="")), distinct=True
+            ),
+        )
+        .order_by("planned_t0")
+    )
+    filters = {key: request.GET.get(key, "").strip() for key in ("service", "environment", "state")}
+    if filters["service"]:
+        deployments = deployments.filter(service=filters["service"])
+    if filters["environment"]:
+        deployments = deployments.filter(environment=filters["environment"])
+    if filters["state"]:
+        if filters["state"] not in DeploymentState.values:
+            return HttpResponseBadRequest("Unknown state filter")
+        deployments = deployments.filter(state=filters["state"])
+    rows = list(deployments)
+    now = timezone.now()
+    upcoming = [d for d in rows if d.state in (DeploymentState.DRAFT, DeploymentState.SCHEDULED)]
+    active = [d for d in rows if d.state in ACTIVE_STATES]
+    past = sorted((d for d in rows if d.state in FINISHED_STATES), key=lambda d: d.finished_at or d.planned_t0, reverse=True)
+    all_visible = visible_deployments(request.user)
+    context = {
+        "upcoming": upcoming,
+        "active": active,
+        "past": past,
+        "filters": filters,
+        "services": sorted(set(all_visible.values_list("service", flat=True))),
+        "environments": sorted(set(all_visible.values_list("environment", flat=True))),
+        "states": DeploymentState.choices,
+        "calendar": _calendar(upcoming + active, now),
+        "now": now,
+    }
+    return render(request, "deployments/dashboard.html", context)
+
+
+def _calendar(deployments, now, weeks=4):
+    """Four weeks from this Monday, each day with the deployments whose T-0 falls on it (UTC)."""
+    start = (now - timedelta(days=now.weekday())).date()
+    by_day = {}
+    for d in deployments:
+        by_day.setdefault(d.planned_t0.date(), []).append(d)
+    return [
+        [
+            {
+                "date": start + timedelta(days=w * 7 + i),
+                "items": by_day.get(start + timedelta(days=w * 7 + i), []),
+                "today": start + timedelta(days=w * 7 + i) == now.date(),
+            }
+            for i in range(7)
+        ]
+        for w in range(weeks)
+    ]
+
+
+@login_required
+def deployment_create(request):
+    form = DeploymentForm(request.POST or None, initial={"runbook_version": request.GET.get("version")})
+    if not RunbookVersion.objects.exists():
+        messages.info(request, "Import a runbook first: a deployment is created from one.")
+        return redirect("checklists:list")
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            deployment = services.create_deployment(
+                data["runbook_version"],
+                lead=request.user,
+                name=data["name"],
+                service=data["service"],
+                version_label=data["version_label"],
+                environment=data["environment"],
+                planned_t0=data["planned_t0"],
+                timezone_name=data["timezone"],
+                window_start=data["window_start"],
+                window_end=data["window_end"],
+            )
+        except services.InvalidChange as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Deployment “{deployment.name}” created. Add people to its roles next.")
+            return redirect("deployments:people", deployment.pk)
+    return render(request, "deployments/create.html", {"form": form}, status=400 if form.errors else 200)
+
+
+# --- the war room ------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def warroom(request, pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    context = board_module.board_context(deployment.pk)
+    context.update(access=access_for(request.user, deployment), poll_seconds=settings.WARROOM_POLL_SECONDS)
+    return render(request, "deployments/warroom.html", context)
+
+
+@login_required
+@require_GET
+def board(request, pk):
+    """The whole board as a fragment: what a reconnecting or polling screen fetches."""
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    context = board_module.board_context(deployment.pk)
+    response = render(request, "deployments/warroom.html#board", context)
+    response["X-Warroom-Seq"] = str(context["seq"])
+    return response
+
+
+@login_required
+@require_POST
+def item_update(request, pk, item_pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    item = Item.objects.filter(deployment=deployment, pk=item_pk).only("kind").first()
+    if item is None:
+        raise Http404("No such item in this deployment")
+    try:
+        revision = int(request.POST["revision"]) if request.POST.get("revision", "") != "" else None
+    except ValueError:
+        return toast_response("That form is malformed (revision is not a number). Reload the page.", 400)
+    kwargs = {"revision": revision}
+    if "note" in request.POST:
+        kwargs["note"] = request.POST["note"]
+    if item.kind == "check":
+        kwargs["checked"] = request.POST.get("checked") == "1"
+    else:
+        if "value" not in request.POST:
+            return toast_response("A value is needed.", 400)
+        kwargs["value"] = request.POST["value"]
+    try:
+        updated = services.update_item(item.pk, request.user, **kwargs)
+    except services.StaleChange as exc:
+        return fragments_response(board_module.render_item_push(exc.current.pk, step_changed=False), toast=str(exc))
+    except services.InvalidChange as exc:
+        return toast_response(str(exc), 400)
+    except PermissionDenied as exc:
+        return toast_response(str(exc), 403)
+    except ObjectDoesNotExist:
+        raise Http404("No such item") from None
+    return fragments_response(board_module.render_item_push(updated.pk, step_changed=True))
+
+
+@login_required
+@require_POST
+def change_state(request, pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    reason = request.POST.get("reason") or request.headers.get("HX-Prompt", "")
+    try:
+        services.change_state(deployment.pk, request.user, request.POST.get("state", ""), reason=reason)
+    except services.InvalidChange as exc:
+        return toast_response(str(exc), 400)
+    except PermissionDenied as exc:
+        return toast_response(str(exc), 403)
+    return fragments_response(board_module.render_header_push(deployment.pk))
+
+
+@login_required
+@require_POST
+def reanchor(request, pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    form = ReanchorForm(request.POST)
+    if not form.is_valid():
+        return toast_response("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), 400)
+    try:
+        services.reanchor_t0(deployment.pk, request.user, form.cleaned_data["t0"], reason=form.cleaned_data["reason"])
+    except services.InvalidChange as exc:
+        return toast_response(str(exc), 400)
+    except PermissionDenied as exc:
+        return toast_response(str(exc), 403)
+    response = fragments_response(board_module.render_board_push(deployment.pk))
+    return response
+
+
+@login_required
+def people(request, pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    access = access_for(request.user, deployment)
+    role_names = list(deployment.roles.values_list("name", flat=True))
+    participant_form = ParticipantForm(role_names=role_names, prefix="p")
+    contact_form = ContactForm(role_names=role_names, prefix="c")
+    status = 200
+    if request.method == "POST":
+        if not access.is_lead:
+            return toast_response("Only the deployment lead may manage people.", 403)
+        try:
+            if "remove" in request.POST:
+                user = deployment.participants.filter(user_id=request.POST.get("remove")).first()
+                if user is None:
+                    raise services.InvalidChange("That person is not part of this deployment.")
+                services.remove_participant(deployment, request.user, user.user)
+                messages.success(request, f"{user.user} removed.")
+                return redirect("deployments:people", pk)
+            if "add_contact" in request.POST:
+                contact_form = ContactForm(request.POST, role_names=role_names, prefix="c")
+                if contact_form.is_valid():
+                    data = contact_form.cleaned_data
+                    services.add_contact(
+                        deployment,
+                        request.user,
+                        role_name=data["role"] or None,
+                        level=data["level"],
+                        name=data["name"],
+                        phone=data["phone"],
+                        email=data["email"],
+                    )
+                    messages.success(request, f"Contact {data['name']} added.")
+                    return redirect("deployments:people", pk)
+            else:
+                participant_form = ParticipantForm(request.POST, role_names=role_names, prefix="p")
+                if participant_form.is_valid():
+                    data = participant_form.cleaned_data
+                    services.set_participant(
+                        deployment, request.user, data["username"], role_names=data["roles"], is_lead=data["is_lead"]
+                    )
+                    messages.success(request, f"{data['username']} is now in this deployment.")
+                    return redirect("deployments:people", pk)
+        except services.InvalidChange as exc:
+            messages.error(request, str(exc))
+        status = 400
+    context = {
+        "d": deployment,
+        "access": access,
+        "participants": deployment.participants.select_related("user").prefetch_related("roles"),
+        "contacts": deployment.contacts.select_related("role"),
+        "participant_form": participant_form,
+        "contact_form": contact_form,
+    }
+    return render(request, "deployments/people.html", context, status=status)
+
+
+@login_required
+@require_GET
+def events(request, pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    log = Event.objects.filter(deployment=deployment).order_by("seq")
+    return render(request, "deployments/events.html", {"d": deployment, "events": log})

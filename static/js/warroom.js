@@ -1,0 +1,192 @@
+/* Warroom page behaviour: local times, the T-clock, live-push bookkeeping, and
+ * showing each viewer the controls they may use (the server checks again). */
+(function () {
+  "use strict";
+
+  // The viewer's zone, for pages rendered by the server (see UserTimezoneMiddleware).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone) document.cookie = "warroom_tz=" + encodeURIComponent(zone) + ";path=/;max-age=31536000;samesite=lax";
+  } catch (e) { /* old browser: UTC it is */ }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function localise(root) {
+    (root || document).querySelectorAll("time[data-local]").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when)) return;
+      var opts = el.dataset.local === "time"
+        ? { hour: "2-digit", minute: "2-digit" }
+        : { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short" };
+      var local = when.toLocaleString(undefined, opts);
+      el.textContent = local;
+      el.title = when.toISOString().replace(".000Z", "Z").replace("T", " ") + " (UTC)";
+    });
+  }
+
+  function tLabel(ms) {
+    var sign = ms >= 0 ? "+" : "-";
+    var s = Math.floor(Math.abs(ms) / 1000);
+    return "T" + sign + pad(Math.floor(s / 3600)) + ":" + pad(Math.floor(s % 3600 / 60)) + ":" + pad(s % 60);
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-t0]").forEach(function (el) {
+      var t0 = Date.parse(el.dataset.t0);
+      if (!isNaN(t0)) el.textContent = tLabel(now - t0);
+    });
+    document.querySelectorAll(".step[data-planned-end]").forEach(function (step) {
+      var end = Date.parse(step.dataset.plannedEnd);
+      var late = !isNaN(end) && now > end && !step.classList.contains("is-done");
+      step.classList.toggle("is-late", late);
+      var flag = step.querySelector(".late-flag");
+      if (flag) flag.hidden = !late;
+    });
+  }
+
+  // --- who may use which control ---------------------------------------------------
+  function viewer() {
+    var b = document.body.dataset;
+    return {
+      id: b.viewerId || "",
+      lead: b.viewerLead === "1",
+      roles: (b.viewerRoles || "").trim().split(/\s+/).filter(Boolean),
+    };
+  }
+
+  function applyAccess(root) {
+    if (!document.body.classList.contains("warroom")) return;
+    var v = viewer();
+    document.body.classList.toggle("is-lead", v.lead);
+    (root || document).querySelectorAll(".step").forEach(function (step) {
+      var role = step.dataset.role;
+      var mayAct = v.lead || (role ? v.roles.indexOf(role) >= 0 : v.roles.length > 0);
+      step.classList.toggle("read-only", !mayAct);
+      step.querySelectorAll(".item").forEach(function (item) {
+        var doneBy = item.dataset.doneBy;
+        var mayUndo = v.lead || !doneBy || doneBy === v.id;
+        item.querySelectorAll(".act").forEach(function (ctl) {
+          var isUndo = ctl.type === "checkbox" && ctl.checked;
+          ctl.disabled = !mayAct || (isUndo && !mayUndo);
+        });
+      });
+    });
+  }
+
+  // --- toasts ----------------------------------------------------------------------
+  function toast(message) {
+    var box = document.getElementById("toast");
+    if (!box || !message) return;
+    box.textContent = message;
+    box.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(function () { box.hidden = true; }, 6000);
+  }
+  document.addEventListener("warroom:toast", function (e) { toast(e.detail && e.detail.value); });
+  document.addEventListener("htmx:responseError", function (e) {
+    if (!e.detail.xhr.getResponseHeader("HX-Trigger")) toast(e.detail.xhr.responseText || "Request failed");
+  });
+  document.addEventListener("htmx:sendError", function () { toast("Warroom cannot be reached: your change was not saved."); });
+
+  // --- live updates: sequence numbers, gaps, reconnects, polling ----------------------
+  var live = { seq: 0, open: false, everOpened: false, pollTimer: null, refreshing: false };
+
+  function setConn(text, cls) {
+    var el = document.getElementById("conn-state");
+    if (el) { el.textContent = text; el.className = "conn " + (cls || ""); }
+  }
+
+  function refreshBoard() {
+    var board = document.getElementById("board");
+    var url = document.body.dataset.boardUrl;
+    if (!board || !url || live.refreshing) return;
+    live.refreshing = true;
+    fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        var seq = parseInt(r.headers.get("X-Warroom-Seq") || "0", 10);
+        return r.text().then(function (html) {
+          board.innerHTML = html;
+          htmx.process(board);
+          live.seq = Math.max(live.seq, seq);
+          afterSwap(board);
+        });
+      })
+      .catch(function () { setConn("Offline: retrying…", "bad"); })
+      .finally(function () { live.refreshing = false; });
+  }
+
+  function startPolling() {
+    if (live.pollTimer) return;
+    var every = parseInt(document.body.dataset.pollSeconds || "5", 10) * 1000;
+    live.pollTimer = setInterval(refreshBoard, every);
+  }
+  function stopPolling() { clearInterval(live.pollTimer); live.pollTimer = null; }
+
+  document.addEventListener("htmx:wsOpen", function () {
+    live.open = true;
+    setConn("Live", "ok");
+    stopPolling();
+    if (live.everOpened) refreshBoard(); // we may have missed pushes while away
+    live.everOpened = true;
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    live.open = false;
+    setConn("Reconnecting… (updating every few seconds meanwhile)", "warn");
+    startPolling();
+  });
+  document.addEventListener("htmx:wsBeforeMessage", function (e) {
+    var m = /id="live-seq"[^>]*data-seq="(\d+)"/.exec(e.detail.message);
+    if (!m) return; // not a board push (e.g. a pong)
+    var seq = parseInt(m[1], 10);
+    if (seq <= live.seq) { e.preventDefault(); return; } // already reflected by a refresh
+    var gap = live.seq && seq > live.seq + 1;
+    live.seq = seq;
+    if (gap) { e.preventDefault(); refreshBoard(); }
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var marker = document.getElementById("live-refresh");
+    if (marker && marker.dataset.refresh) { marker.dataset.refresh = ""; refreshBoard(); }
+    afterSwap(document);
+    document.body.dispatchEvent(new CustomEvent("warroom:pushed"));
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (e) { afterSwap(e.detail.target); });
+  document.addEventListener("htmx:afterSettle", function (e) { afterSwap(e.detail.elt); });
+
+  function markPresence() {
+    var list = document.getElementById("presence-list");
+    var online = list && list.dataset.online ? list.dataset.online.split(" ") : [];
+    document.querySelectorAll("#wr-people li[data-user]").forEach(function (li) {
+      var here = online.indexOf(li.dataset.user) >= 0;
+      li.classList.toggle("online", here);
+      var label = li.querySelector(".presence-label");
+      if (label) label.textContent = here ? "(online)" : "(offline)";
+    });
+  }
+
+  function afterSwap(root) {
+    localise(root);
+    applyAccess(document);
+    markPresence();
+    tick();
+  }
+
+  document.addEventListener("click", function (e) {
+    var btn = e.target.closest && e.target.closest("button.copy");
+    if (!btn) return;
+    var pre = document.getElementById(btn.dataset.copy);
+    if (pre && navigator.clipboard) navigator.clipboard.writeText(pre.innerText).then(function () { toast("Copied"); });
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var seqEl = document.getElementById("live-seq");
+    if (seqEl) live.seq = parseInt(seqEl.dataset.seq || "0", 10);
+    afterSwap(document);
+    setInterval(tick, 1000);
+    if (document.getElementById("live")) {
+      if (!("WebSocket" in window)) { setConn("No live connection: updating every few seconds", "warn"); startPolling(); }
+      else setTimeout(function () { if (!live.open) { setConn("No live connection: updating every few seconds", "warn"); startPolling(); } }, 4000);
+    }
+  });
+})();

