@@ -8,7 +8,9 @@ A client that sees a gap in the numbers, or reconnects, re-fetches the board.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from asgiref.sync import async_to_sync
@@ -44,8 +46,21 @@ def publish(deployment_id: int, fragments: list[str]) -> int:
     """Send fragments to every subscriber now. Returns the sequence number used."""
     seq = redis_client().incr(f"warroom:seq:{deployment_id}")
     html = seq_marker(seq) + "".join(fragments)
-    async_to_sync(get_channel_layer().group_send)(group_name(deployment_id), {"type": "board.push", "seq": seq, "html": html})
+    _group_send(group_name(deployment_id), {"type": "board.push", "seq": seq, "html": html})
     return seq
+
+
+def _group_send(group: str, message: dict) -> None:
+    send = async_to_sync(get_channel_layer().group_send)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        send(group, message)
+        return
+    # This thread runs an event loop already (e.g. a sync API driven from asyncio):
+    # async_to_sync refuses that, so send from a helper thread and wait for it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(send, group, message).result()
 
 
 def publish_on_commit(deployment_id: int, render_fragments) -> None:

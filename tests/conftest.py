@@ -2,7 +2,9 @@
 
 ``asgi_server`` and ``celery_worker`` start real daphne and Celery processes
 against the test database; tests that use them need ``transaction=True`` so the
-processes can see committed rows.
+processes can see committed rows. They are started per test: the flush between
+transactional tests recreates content types under new ids, which a long-lived
+server process would still have cached.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def _terminate(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def asgi_server(process_env, tmp_path_factory):
     """A real daphne serving warroom.asgi on a free port; yields its base URL."""
     port = free_port()
@@ -139,7 +141,7 @@ def start_worker(env, log_path, *, name="testworker", concurrency=2, extra=()):
     raise RuntimeError(f"celery worker did not answer within 60 s; see {log_path}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def celery_worker(process_env, tmp_path_factory):
     """A real Celery worker process consuming the test queue."""
     proc = start_worker(process_env, tmp_path_factory.mktemp("celery") / "worker.log")

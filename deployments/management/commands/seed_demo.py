@@ -1,0 +1,84 @@
+"""Demo users and a demo deployment, so a newcomer can click through right after `make run`.
+
+Idempotent: a second run finds everything in place and changes nothing.
+"""
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from checklists.importing import import_runbook
+from checklists.models import RunbookVersion
+from deployments import services
+from deployments.models import Deployment
+
+DEMO_DIR = Path(__file__).resolve().parents[3] / "checklists" / "demo"
+DEMO_DEPLOYMENT = "Expense accounts (MBM-116) production release"
+
+# username → (first name, last name, role-name keywords this person takes in the demo)
+USERS = {
+    "lead": ("Lena", "Lead", ("lead developer",)),
+    "po": ("Pat", "Owner", ("product owner",)),
+    "qa": ("Quinn", "Assurance", ("qa",)),
+    "devops": ("Devi", "Ops", ("devops",)),
+    "dba": ("Dana", "Base", ("dba", "database")),
+    "outsider": ("Otto", "Stranger", ()),
+}
+
+
+class Command(BaseCommand):
+    help = "Create demo users and a demo deployment (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--password", default="warroom-demo", help="Password for every demo user")
+
+    def handle(self, *args, password, **options):
+        users = {}
+        User = get_user_model()
+        for username, (first, last, _) in USERS.items():
+            user, created = User.objects.get_or_create(username=username, defaults={"first_name": first, "last_name": last})
+            if created or not user.check_password(password):
+                user.set_password(password)
+                user.save(update_fields=["password"])
+            users[username] = user
+        if not users["lead"].is_staff:
+            users["lead"].is_staff = users["lead"].is_superuser = True
+            users["lead"].save(update_fields=["is_staff", "is_superuser"])
+
+        versions = {}
+        for path in sorted(DEMO_DIR.glob("*.md")):
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            version = RunbookVersion.objects.filter(source_sha256=digest).order_by("number").first()
+            if version is None:
+                version = import_runbook(data, filename=path.name, user=users["lead"]).version
+                self.stdout.write(f"Imported runbook {version}")
+            versions[path.stem] = version
+
+        if not Deployment.objects.filter(name=DEMO_DEPLOYMENT).exists():
+            version = versions["expense-accounts-procedure"]
+            deployment = services.create_deployment(
+                version,
+                lead=users["lead"],
+                name=DEMO_DEPLOYMENT,
+                service="expenses",
+                version_label="1.16.0",
+                environment="production",
+                planned_t0=timezone.now().replace(second=0, microsecond=0) + timedelta(hours=2),
+                timezone_name="Europe/Berlin",
+            )
+            role_names = list(deployment.roles.values_list("name", flat=True))
+            for username, (_, _, keywords) in USERS.items():
+                if username in ("lead", "outsider"):
+                    continue
+                mine = [r for r in role_names if any(k in r.lower() for k in keywords)]
+                services.set_participant(deployment, users["lead"], users[username], role_names=mine)
+            self.stdout.write(f"Created demo deployment #{deployment.pk}: {deployment.name}")
+
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo logins (password {password!r}): " + ", ".join(USERS) + " — 'lead' is also a Django admin.")
+        )
