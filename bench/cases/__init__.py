@@ -1,0 +1,5 @@
+from bench.cases import live_fanout
+
+CASES = {
+    "live_fanout": live_fanout.run,
+}

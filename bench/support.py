@@ -1,0 +1,165 @@
+"""What several benchmark cases need: servers, sessions, websocket clients, statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def percentiles(samples_ms: list[float], prefix: str = "") -> dict:
+    ordered = sorted(samples_ms)
+    if not ordered:
+        return {f"{prefix}p50_ms": None, f"{prefix}p99_ms": None, f"{prefix}max_ms": None}
+
+    def pick(q):
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {
+        f"{prefix}p50_ms": round(statistics.median(ordered), 2),
+        f"{prefix}p99_ms": pick(0.99),
+        f"{prefix}max_ms": round(ordered[-1], 2),
+    }
+
+
+def child_env() -> dict:
+    from django.conf import settings
+    from django.db import connection
+
+    env = dict(os.environ)
+    env["DATABASE_URL"] = urlunsplit(urlsplit(settings.DATABASE_URL)._replace(path="/" + connection.settings_dict["NAME"]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def daphne_server():
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="bench-daphne-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "warroom.asgi:application"],
+        cwd=BASE_DIR,
+        env=child_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"daphne did not start; see {log.name}") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def session_for(user) -> str:
+    """A logged-in session without a password round trip."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    store = SessionStore()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.create()
+    return store.session_key
+
+
+async def connect_clients(base_url: str, deployment_id: int, sessions: list[str]):
+    import websockets
+
+    url = base_url.replace("http://", "ws://") + f"/ws/deployments/{deployment_id}/"
+    clients = []
+    for sessionid in sessions:
+        clients.append(
+            await websockets.connect(
+                url, additional_headers={"Cookie": f"sessionid={sessionid}", "Origin": base_url}, max_size=None
+            )
+        )
+    await drain(clients)
+    return clients
+
+
+async def drain(clients, quiet_seconds: float = 0.5):
+    """Read and drop whatever is queued (presence pushes) until every client is quiet."""
+
+    async def one(ws):
+        while True:
+            try:
+                await asyncio.wait_for(ws.recv(), timeout=quiet_seconds)
+            except TimeoutError:
+                return
+
+    await asyncio.gather(*(one(ws) for ws in clients))
+
+
+def make_crew(n_clients: int, *, items: int = 50, label: str = "bench"):
+    """A deployment with ``items`` checklist lines and ``n_clients`` QA participants."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from checklists.models import Runbook, RunbookVersion, TemplateItem, TemplatePhase, TemplateRole, TemplateStep
+    from deployments import services
+
+    User = get_user_model()
+    lead, _ = User.objects.get_or_create(username=f"{label}-lead")
+    runbook = Runbook.objects.create(name=f"{label} runbook")
+    version = RunbookVersion.objects.create(runbook=runbook, number=1, title=f"{label} runbook")
+    role = TemplateRole.objects.create(version=version, name="QA Lead")
+    phase = TemplatePhase.objects.create(version=version, title="Phase")
+    steps = max(1, items // 10)
+    for s in range(steps):
+        step = TemplateStep.objects.create(
+            phase=phase,
+            position=s,
+            title=f"Step {s}",
+            role=role,
+            offset_minutes=s * 10,
+            duration_min_minutes=5,
+            duration_max_minutes=10,
+        )
+        TemplateItem.objects.bulk_create(TemplateItem(step=step, position=i, text=f"Item {s}.{i}") for i in range(items // steps))
+    deployment = services.create_deployment(
+        version,
+        lead=lead,
+        name=f"{label} deployment",
+        service="bench",
+        version_label="1",
+        environment="bench",
+        planned_t0=timezone.now() + timedelta(hours=1),
+    )
+    members = []
+    for i in range(n_clients):
+        user, _ = User.objects.get_or_create(username=f"{label}-user-{i}")
+        services.set_participant(deployment, lead, user, role_names=["QA Lead"])
+        members.append(user)
+    return deployment, lead, members

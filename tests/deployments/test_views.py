@@ -1,0 +1,221 @@
+"""Every page and mutating endpoint, walked by every persona."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from deployments.models import Deployment, Event, Item
+
+VIEWERS = ["lead", "po", "qa", "devops", "dba", "observer"]
+
+
+def client_for(user):
+    client = Client(enforce_csrf_checks=False)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("persona", [*VIEWERS, "outsider"])
+@pytest.mark.parametrize("page", ["", "board/", "events/", "people/"])
+def test_pages_visible_to_participants_only(crew, persona, page):
+    deployment, people = crew
+    response = client_for(people[persona]).get(f"/deployments/{deployment.pk}/{page}")
+    assert response.status_code == (404 if persona == "outsider" else 200)
+
+
+def test_anonymous_is_sent_to_login(crew):
+    deployment, _ = crew
+    response = Client().get(f"/deployments/{deployment.pk}/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+# persona → expected status when ticking an item of a QA Lead step
+TICK_QA_ITEM = {"lead": 200, "qa": 200, "po": 403, "devops": 403, "dba": 403, "observer": 403, "outsider": 404}
+CHANGE_STATE = {"lead": 200, "qa": 403, "po": 403, "devops": 403, "dba": 403, "observer": 403, "outsider": 404}
+
+
+@pytest.mark.parametrize(("persona", "expected"), TICK_QA_ITEM.items())
+def test_tick_permission_matrix(crew, persona, expected):
+    deployment, people = crew
+    item = Item.objects.get(deployment=deployment, text="Check 2.1")
+    response = client_for(people[persona]).post(
+        f"/deployments/{deployment.pk}/items/{item.pk}/", {"revision": item.revision, "checked": "1"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == expected
+    item.refresh_from_db()
+    assert item.checked is (expected == 200)
+
+
+@pytest.mark.parametrize(("persona", "expected"), CHANGE_STATE.items())
+def test_state_permission_matrix(crew, persona, expected):
+    deployment, people = crew
+    response = client_for(people[persona]).post(f"/deployments/{deployment.pk}/state/", {"state": "scheduled"})
+    assert response.status_code == expected
+    deployment.refresh_from_db()
+    assert (deployment.state == "scheduled") is (expected == 200)
+
+
+@pytest.mark.parametrize(("persona", "expected"), CHANGE_STATE.items())
+def test_reanchor_permission_matrix(crew, persona, expected):
+    deployment, people = crew
+    before = deployment.planned_t0
+    response = client_for(people[persona]).post(
+        f"/deployments/{deployment.pk}/t0/", {"t0": "2031-03-01T02:00", "timezone": "UTC", "reason": "slip"}
+    )
+    assert response.status_code == expected
+    deployment.refresh_from_db()
+    assert (deployment.planned_t0 != before) is (expected == 200)
+
+
+@pytest.mark.parametrize(("persona", "expected"), {**CHANGE_STATE, "lead": 302}.items())
+def test_people_permission_matrix(crew, persona, expected):
+    deployment, people = crew
+    response = client_for(people[persona]).post(
+        f"/deployments/{deployment.pk}/people/", {"p-username": "outsider", "p-roles": ["QA Lead"]}
+    )
+    assert response.status_code == expected
+    assert deployment.participants.filter(user__username="outsider").exists() is (expected == 302)
+
+
+def test_csrf_is_enforced_on_ticks(crew):
+    deployment, people = crew
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(people["qa"])
+    item = Item.objects.get(deployment=deployment, text="Check 2.1")
+    response = client.post(f"/deployments/{deployment.pk}/items/{item.pk}/", {"revision": item.revision, "checked": "1"})
+    assert response.status_code == 403
+    item.refresh_from_db()
+    assert not item.checked
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        ({"revision": "abc", "checked": "1"}, 400, "malformed"),
+        ({"revision": "0"}, 200, ""),  # a missing 'checked' means unticked: nothing changes
+    ],
+)
+def test_malformed_tick_posts_get_clear_answers(crew, data, status, message):
+    deployment, people = crew
+    item = Item.objects.get(deployment=deployment, text="Check 2.1")
+    events_before = Event.objects.filter(deployment=deployment).count()
+    response = client_for(people["qa"]).post(f"/deployments/{deployment.pk}/items/{item.pk}/", data)
+    assert response.status_code == status
+    assert message in response.content.decode()
+    assert Event.objects.filter(deployment=deployment).count() == events_before
+
+
+def test_stale_tick_shows_current_state_and_says_so(crew):
+    deployment, people = crew
+    item = Item.objects.get(deployment=deployment, text="Check 2.1")
+    seen = item.revision
+    client_for(people["qa"]).post(f"/deployments/{deployment.pk}/items/{item.pk}/", {"revision": seen, "checked": "1"})
+    response = client_for(people["lead"]).post(f"/deployments/{deployment.pk}/items/{item.pk}/", {"revision": seen})
+    assert response.status_code == 200
+    assert "changed this item a moment ago" in response["HX-Trigger"]
+    item.refresh_from_db()
+    assert item.checked
+
+
+def test_item_of_another_deployment_is_404(crew):
+    deployment, people = crew
+    from tests.factories import make_deployment
+
+    other = make_deployment(lead=people["lead"])
+    foreign = Item.objects.filter(deployment=other).first()
+    response = client_for(people["lead"]).post(
+        f"/deployments/{deployment.pk}/items/{foreign.pk}/", {"revision": 0, "checked": "1"}
+    )
+    assert response.status_code == 404
+
+
+def test_warroom_render_query_count_does_not_grow_with_items(db, django_assert_max_num_queries):
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import make_deployment, make_user
+
+    lead = make_user("lead")
+    counts = []
+    for steps in (2, 20):
+        deployment = make_deployment(lead=lead, steps=steps, items_per_step=10)
+        client = client_for(lead)
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(f"/deployments/{deployment.pk}/").status_code == 200
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1], counts
+
+
+def test_dashboard_shows_only_my_deployments_with_filters(crew):
+    deployment, people = crew
+    from tests.factories import make_deployment, make_user
+
+    make_deployment(lead=make_user("someone-else"))
+    page = client_for(people["qa"]).get("/").content.decode()
+    assert page.count("Release 1.2") == 2  # the card and the calendar, for the one I take part in
+    assert client_for(people["qa"]).get("/?state=bogus").status_code == 400
+    assert "Release 1.2" not in client_for(people["qa"]).get("/?environment=staging").content.decode()
+
+
+def test_create_deployment_in_a_time_zone(db):
+    from tests.factories import make_user, make_version
+
+    lead = make_user("lead")
+    version = make_version()
+    response = client_for(lead).post(
+        "/deployments/new/",
+        {
+            "runbook_version": version.pk,
+            "name": "Night release",
+            "service": "api",
+            "version_label": "3.0",
+            "environment": "production",
+            "planned_t0": "2031-07-01T02:00",
+            "timezone": "America/New_York",
+            "window_start": "2031-07-01T01:30",
+            "window_end": "2031-07-01T05:00",
+        },
+    )
+    assert response.status_code == 302
+    deployment = Deployment.objects.get(name="Night release")
+    assert deployment.planned_t0.isoformat() == "2031-07-01T06:00:00+00:00"  # EDT is UTC-4
+    bad = client_for(lead).post(
+        "/deployments/new/",
+        {
+            "runbook_version": version.pk,
+            "name": "Bad",
+            "service": "api",
+            "version_label": "3.0",
+            "environment": "production",
+            "planned_t0": "2031-07-01T02:00",
+            "timezone": "UTC",
+            "window_start": "2031-07-01T05:00",
+            "window_end": "2031-07-01T01:00",
+        },
+    )
+    assert bad.status_code == 400 and "must end after it starts" in bad.content.decode()
+    assert not Deployment.objects.filter(name="Bad").exists()
+
+
+def test_verify_events_command(crew, capsys):
+    deployment, _ = crew
+    call_command("verify_events", deployment.pk)
+    assert f"OK: {deployment.events.count()} events" in capsys.readouterr().out
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("DELETE FROM deployments_event WHERE deployment_id = %s AND seq = 2", [deployment.pk])
+        cursor.execute("SET LOCAL session_replication_role = origin")
+    with pytest.raises(CommandError, match="#2"):
+        call_command("verify_events", deployment.pk)
+
+
+def test_late_step_is_visible_on_the_board(crew):
+    deployment, people = crew
+    from deployments import services
+
+    services.reanchor_t0(deployment.pk, people["lead"], timezone.now() - timedelta(hours=2), reason="late start")
+    page = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/board/").content.decode()
+    assert "Late:" in page and 'href="#step-' in page.split("Late:")[1].split("</div>")[0]
