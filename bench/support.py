@@ -51,7 +51,7 @@ def free_port() -> int:
 @contextmanager
 def daphne_server():
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="bench-daphne-", suffix=".log", delete=False)  # noqa: SIM115
+    log = tempfile.NamedTemporaryFile(prefix="bench-daphne-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "warroom.asgi:application"],
         cwd=BASE_DIR,

@@ -147,8 +147,11 @@ def render_item_push(item_id: int, *, step_changed: bool) -> list[str]:
 
 
 def render_header_push(deployment_id: int) -> list[str]:
+    """The state changed: header, and the approvals panel (its buttons depend on the state)."""
+    from approvals.panels import render_approvals_push
+
     board = load_board(deployment_id)
-    return [render("header", board), render("events", board), render("status", board)]
+    return [render("header", board), *render_approvals_push(deployment_id)]
 
 
 def render_people_push(deployment_id: int) -> list[str]:
@@ -172,5 +175,12 @@ def refresh_marker() -> str:
 
 
 def board_context(deployment_id: int) -> dict:
+    from approvals.panels import load_approvals
+
     board = load_board(deployment_id)
-    return {"board": board, "d": board.deployment, "seq": live.current_seq(deployment_id)}
+    return {
+        "board": board,
+        "d": board.deployment,
+        "seq": live.current_seq(deployment_id),
+        "approvals": load_approvals(deployment_id),
+    }

@@ -18,6 +18,7 @@ from deployments import board, live
 from deployments.events import record_event
 from deployments.models import (
     ALLOWED_TRANSITIONS,
+    FINISHED_STATES,
     REASON_STATES,
     CodeBlock,
     Deployment,
@@ -139,6 +140,9 @@ def create_deployment(
             CodeBlock.objects.bulk_create(
                 CodeBlock(step=step, position=cb.position, info=cb.info, code=cb.code) for cb in template_step.code_blocks.all()
             )
+    from approvals.services import setup_from_runbook
+
+    setup_from_runbook(deployment)
     Participant.objects.create(deployment=deployment, user=lead, is_lead=True)
     grant_participation(lead, deployment, is_lead=True)
     record_event(
@@ -236,32 +240,47 @@ def add_contact(
 
 @transaction.atomic
 def change_state(deployment_id: int, actor, new_state: str, *, reason: str = "") -> Deployment:
-    deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+    """A person moves the deployment along: the lead only."""
+    deployment = Deployment.objects.get(pk=deployment_id)
     _require_lead(access_for(actor, deployment), "change the deployment's state")
+    return transition_state(deployment_id, new_state, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def transition_state(deployment_id: int, new_state: str, *, actor, reason: str = "", system: str = "") -> Deployment:
+    """The one path for state changes, for people (via change_state) and for Warroom
+    itself (``system`` names what decided, e.g. a NO-GO gate or an aborted rollout)."""
+    from approvals.services import check_ready_to_start
+
+    deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
     if new_state not in DeploymentState.values:
         raise InvalidChange(f"Unknown state {new_state!r}.")
     old_state = deployment.state
-    if new_state not in ALLOWED_TRANSITIONS[DeploymentState(old_state)]:
-        allowed = ", ".join(DeploymentState(s).label for s in ALLOWED_TRANSITIONS[DeploymentState(old_state)]) or "nothing"
+    allowed_next = ALLOWED_TRANSITIONS[DeploymentState(old_state)]
+    if new_state not in allowed_next:
+        allowed = ", ".join(DeploymentState(s).label for s in allowed_next) or "nothing"
         raise InvalidChange(
             f"A deployment that is {DeploymentState(old_state).label.lower()} cannot become "
             f"{DeploymentState(new_state).label.lower()} (allowed: {allowed})."
         )
     if new_state in REASON_STATES and not reason.strip():
         raise InvalidChange(f"Say why the deployment is {DeploymentState(new_state).label.lower()}.")
+    if new_state == DeploymentState.IN_PROGRESS and old_state == DeploymentState.SCHEDULED:
+        check_ready_to_start(deployment)
     now = timezone.now()
     deployment.state = new_state
     update = ["state"]
     if new_state == DeploymentState.IN_PROGRESS and deployment.started_at is None:
         deployment.started_at = now
         update.append("started_at")
-    if new_state in (DeploymentState.COMPLETED, DeploymentState.ROLLED_BACK, DeploymentState.ABORTED):
+    if new_state in FINISHED_STATES:
         deployment.finished_at = now
         update.append("finished_at")
     deployment.save(update_fields=update)
     record_event(
         deployment.pk,
         actor=actor,
+        actor_label=system or None,
         action="deployment.state",
         obj=deployment,
         summary=f"{DeploymentState(old_state).label} → {DeploymentState(new_state).label}"
@@ -346,7 +365,7 @@ def update_item(
     is written and StaleChange carries the current state to show them. ``system``
     names a task that did it (then ``actor`` may be None).
     """
-    item = Item.objects.select_for_update().select_related("step", "deployment").get(pk=item_id)
+    item = Item.objects.select_for_update(of=("self",)).select_related("step", "deployment").get(pk=item_id)
     deployment = item.deployment
     if not system:
         access = access_for(actor, deployment)
@@ -359,6 +378,8 @@ def update_item(
         raise InvalidChange("This deployment is finished; its checklist is closed.")
     if item.is_group:
         raise InvalidChange("This line is a group: it is done when its sub-items are.")
+    if item.kind == ItemKind.GATE and not system:
+        raise InvalidChange("A gate is decided by its vote: use the voting panel.")
     if revision is not None and revision != item.revision:
         who = _done_by_label(item) or "someone"
         raise StaleChange(f"{who} changed this item a moment ago; here is its current state.", item)
@@ -421,6 +442,9 @@ def update_item(
         before=before,
         after=after,
     )
+    from approvals.services import refresh_gates
+
+    refresh_gates(deployment.pk)  # votes cast against the old checklist become stale
     live.publish_on_commit(deployment.pk, lambda: board.render_item_push(item.pk, step_changed=step_changed))
     return item
 

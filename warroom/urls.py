@@ -14,5 +14,6 @@ urlpatterns = [
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("deployments/", include("deployments.urls")),
     path("runbooks/", include("checklists.urls")),
+    path("", include("approvals.urls")),
     path("admin/", admin.site.urls),
 ]

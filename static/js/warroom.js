@@ -72,6 +72,25 @@
         });
       });
     });
+    applyApprovalAccess(v);
+  }
+
+  function applyApprovalAccess(v) {
+    document.querySelectorAll(".gate-panel").forEach(function (gate) {
+      var voters = (gate.dataset.voterRoles || "").trim().split(/\s+/).filter(Boolean);
+      var mayVote = voters.some(function (r) { return v.roles.indexOf(r) >= 0; });
+      gate.querySelectorAll(".vote-act").forEach(function (b) { b.hidden = !mayVote; });
+      var mine = gate.querySelector('.vote[data-voter="' + v.id + '"]');
+      gate.classList.toggle("voted", !!mine && !mine.classList.contains("stale"));
+    });
+    document.querySelectorAll(".approvals li[data-role]").forEach(function (li) {
+      var role = li.dataset.role;
+      var mayGive = role ? v.roles.indexOf(role) >= 0 : v.lead;
+      li.querySelectorAll(".approve-act").forEach(function (b) {
+        var isUndo = b.classList.contains("undo-act");
+        b.hidden = isUndo ? !(v.lead || li.dataset.doneBy === v.id) : !mayGive;
+      });
+    });
   }
 
   // --- toasts ----------------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""Token-authenticated JSON API for CI pipelines: read gates, wait for a decision, mark steps done.
+
+Authorization: Bearer <token> (per deployment, created by the lead, stored hashed).
+No cookies are read, so these endpoints are exempt from CSRF.
+"""
+
+import asyncio
+import json
+import time
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from approvals.models import Gate, GateState
+from approvals.services import authenticate_token, eligible_voters, tally
+from deployments import services as deployment_services
+from deployments.models import Item
+from deployments.permissions import PermissionDenied
+
+MAX_WAIT_SECONDS = 60
+
+
+def _error(status, message):
+    return JsonResponse({"error": message}, status=status)
+
+
+def _token_for(request, deployment_id):
+    header = request.headers.get("Authorization", "")
+    raw = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    token = authenticate_token(raw)
+    if token is None or token.deployment_id != deployment_id:
+        return None
+    return token
+
+
+def gate_json(gate: Gate) -> dict:
+    votes_tally = tally(gate, voters=eligible_voters(gate))
+    return {
+        "id": gate.pk,
+        "title": gate.title,
+        "state": gate.state,
+        "decision": gate.decision or None,
+        "decision_label": (gate.go_label if gate.decision == "go" else gate.no_go_label) if gate.decision else None,
+        "summary": gate.decision_summary,
+        "decided_at": gate.decided_at.isoformat() if gate.decided_at else None,
+        "votes": {
+            "go": len(votes_tally.go),
+            "no_go": len(votes_tally.no_go),
+            "stale": len(votes_tally.stale),
+            "not_voted": len(votes_tally.waiting),
+        },
+    }
+
+
+@require_GET
+def gates(request, pk):
+    token = _token_for(request, pk)
+    if token is None:
+        return _error(401, "A valid API token for this deployment is required (Authorization: Bearer …).")
+    return JsonResponse({"deployment": pk, "gates": [gate_json(g) for g in Gate.objects.filter(deployment_id=pk)]})
+
+
+@require_GET
+async def gate(request, pk, gate_pk):
+    """?wait=N (seconds, up to 60) holds the answer until the gate is decided or time runs out."""
+    token = await sync_to_async(_token_for)(request, pk)
+    if token is None:
+        return _error(401, "A valid API token for this deployment is required (Authorization: Bearer …).")
+    try:
+        wait = min(float(request.GET.get("wait", "0") or 0), MAX_WAIT_SECONDS)
+    except ValueError:
+        return _error(400, "wait must be a number of seconds.")
+    deadline = time.monotonic() + max(wait, 0)
+    while True:
+        found = await sync_to_async(lambda: Gate.objects.filter(deployment_id=pk, pk=gate_pk).first())()
+        if found is None:
+            return _error(404, "No such gate in this deployment.")
+        if found.state == GateState.CLOSED or time.monotonic() >= deadline:
+            return JsonResponse(await sync_to_async(gate_json)(found))
+        await asyncio.sleep(0.5)
+
+
+@csrf_exempt
+@require_POST
+def item_done(request, pk, item_pk):
+    token = _token_for(request, pk)
+    if token is None:
+        return _error(401, "A valid API token for this deployment is required (Authorization: Bearer …).")
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return _error(400, "The body must be JSON.")
+    if not isinstance(body, dict):
+        return _error(400, "The body must be a JSON object.")
+    item = Item.objects.filter(deployment_id=pk, pk=item_pk).first()
+    if item is None:
+        return _error(404, "No such item in this deployment.")
+    kwargs = {"checked": True} if item.kind == "check" else {"value": str(body.get("value", ""))}
+    if "note" in body:
+        kwargs["note"] = str(body["note"])
+    try:
+        updated = deployment_services.update_item(item.pk, None, revision=None, system=f"Pipeline “{token.name}”", **kwargs)
+    except deployment_services.InvalidChange as exc:
+        return _error(409, str(exc))
+    except (PermissionDenied, ObjectDoesNotExist) as exc:
+        return _error(403, str(exc))
+    return JsonResponse({"id": updated.pk, "checked": updated.checked, "value": updated.value, "revision": updated.revision})

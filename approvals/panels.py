@@ -1,0 +1,71 @@
+"""The approvals panel of the war room: one loader, rendered for the page and for pushes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from approvals.models import Gate, GateState, RequiredApproval
+from approvals.services import eligible_voters, tally
+from deployments.models import Participant
+
+TEMPLATE = "deployments/warroom.html"
+
+
+@dataclass
+class GateView:
+    gate: Gate
+    tally: object
+    waiting_names: list
+    voter_role_ids: list
+    is_open: bool
+    is_closed: bool
+
+    @property
+    def open_seconds(self):
+        if not self.gate.opened_at:
+            return None
+        end = self.gate.decided_at or timezone.now()
+        return int((end - self.gate.opened_at).total_seconds())
+
+
+def load_approvals(deployment_id: int) -> dict:
+    names = {
+        p.user_id: (p.user.get_full_name() or p.user.username)
+        for p in Participant.objects.filter(deployment_id=deployment_id).select_related("user")
+    }
+    gates = []
+    for gate in (
+        Gate.objects.filter(deployment_id=deployment_id)
+        .select_related("decider_role", "item")
+        .prefetch_related("voter_roles", "veto_roles", "condition_items", "votes__voter")
+    ):
+        voters = eligible_voters(gate)
+        votes_tally = tally(gate, votes=gate.votes.all(), voters=voters)
+        gates.append(
+            GateView(
+                gate=gate,
+                tally=votes_tally,
+                waiting_names=[names.get(uid, "?") for uid in votes_tally.waiting],
+                voter_role_ids=[r.pk for r in gate.voter_roles.all()],
+                is_open=gate.state == GateState.OPEN,
+                is_closed=gate.state == GateState.CLOSED,
+            )
+        )
+    approvals = list(RequiredApproval.objects.filter(deployment_id=deployment_id).select_related("role", "approved_by"))
+    return {
+        "gates": gates,
+        "open_gate": next((g for g in gates if not g.is_closed), None),
+        "required_approvals": approvals,
+        "missing_approvals": [a for a in approvals if not a.is_given],
+    }
+
+
+def render_approvals_push(deployment_id: int) -> list[str]:
+    from deployments.board import load_board
+
+    board = load_board(deployment_id)
+    context = {"board": board, "d": board.deployment, "oob": True, "approvals": load_approvals(deployment_id)}
+    return [render_to_string(f"{TEMPLATE}#{name}", context) for name in ("approvals", "events", "status")]

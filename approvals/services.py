@@ -1,0 +1,574 @@
+"""Sign-offs and go/no-go gates: every change here, one function each.
+
+Like deployments.services: permission check, one transaction with the changed rows
+locked, an event in the deployment's chain, the live push after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.models import ApiToken, Decision, Gate, GateRule, GateState, RequiredApproval, Vote
+from checklists.models import ItemKind
+from deployments import live
+from deployments.events import record_event
+from deployments.models import Deployment, DeploymentRole, DeploymentState, Item, Participant
+from deployments.permissions import PermissionDenied, access_for
+from deployments.services import InvalidChange
+
+NOT_STARTED = {DeploymentState.DRAFT, DeploymentState.SCHEDULED}
+GO_WORDS = {"go", "go-live", "golive", "proceed", "approve", "approved"}
+
+
+def _name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def _push(deployment_id: int) -> None:
+    from approvals import panels
+
+    live.publish_on_commit(deployment_id, lambda: panels.render_approvals_push(deployment_id))
+
+
+# --- set-up from the runbook snapshot -------------------------------------------------------
+
+
+def setup_from_runbook(deployment: Deployment) -> None:
+    """Called inside create_deployment: the runbook's gates and required approvals.
+
+    Gate lines (`☐ GO ☐ NO-GO`) become gates that every role votes on unanimously
+    until the lead configures them; lines under a "Required Approvals" step become
+    sign-offs, each given by the role named in its text (or by the lead).
+    """
+    roles = list(deployment.roles.all())
+    gate_items = Item.objects.filter(deployment=deployment, kind=ItemKind.GATE).select_related("step")
+    for position, item in enumerate(gate_items):
+        go_label, no_go_label = _gate_labels(item.options)
+        gate = Gate.objects.create(
+            deployment=deployment,
+            item=item,
+            position=position,
+            go_label=go_label,
+            no_go_label=no_go_label,
+            title=f"{item.step.title}: {item.text}" if item.text else item.step.title,
+            state=GateState.OPEN,
+            opened_at=timezone.now(),  # no conditions yet: open until the lead sets some
+        )
+        gate.voter_roles.set(roles)
+    approval_items = Item.objects.filter(
+        deployment=deployment, step__title__icontains="required approval", kind=ItemKind.CHECK, parent__isnull=True
+    )
+    for position, item in enumerate(approval_items):
+        text = item.text.lower()
+        role = next((r for r in sorted(roles, key=lambda r: -len(r.name)) if r.name.lower() in text), None)
+        RequiredApproval.objects.create(deployment=deployment, label=item.text[:300], role=role, position=position)
+
+
+def _gate_labels(options: list[str]) -> tuple[str, str]:
+    go = next((o for o in options if o.strip().lower().replace(" ", "-") in GO_WORDS), options[0] if options else "GO")
+    no_go = next((o for o in options if o != go), "NO-GO")
+    return go[:40], no_go[:40]
+
+
+# --- required approvals ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def give_approval(approval_id: int, user, *, statement: str, comment: str = "") -> RequiredApproval:
+    approval = RequiredApproval.objects.select_for_update(of=("self",)).select_related("deployment", "role").get(pk=approval_id)
+    deployment = approval.deployment
+    access = access_for(user, deployment)
+    if not access.can_view:
+        raise RequiredApproval.DoesNotExist
+    if approval.role_id is None and not access.is_lead:
+        raise PermissionDenied("Only the lead may give this approval.")
+    if approval.role_id is not None and approval.role_id not in access.role_ids:
+        raise PermissionDenied(f"Only the {approval.role.name} may give this approval.")
+    if deployment.state not in NOT_STARTED:
+        raise InvalidChange("The deployment has started: approvals are closed.")
+    if approval.is_given:
+        raise InvalidChange(f"Already approved by {_name(approval.approved_by)}.")
+    if not statement.strip():
+        raise InvalidChange("An approval needs a statement (what you approve).")
+    approval.approved_by, approval.approved_at = user, timezone.now()
+    approval.statement, approval.comment = statement.strip()[:500], comment.strip()
+    approval.save()
+    record_event(
+        deployment.pk,
+        actor=user,
+        action="approval.given",
+        obj=approval,
+        summary=f"Approved “{approval.label}”: {approval.statement}",
+        after={"statement": approval.statement, "comment": approval.comment},
+    )
+    _push(deployment.pk)
+    return approval
+
+
+@transaction.atomic
+def withdraw_approval(approval_id: int, user, *, reason: str = "") -> RequiredApproval:
+    approval = RequiredApproval.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=approval_id)
+    deployment = approval.deployment
+    access = access_for(user, deployment)
+    if not access.can_view:
+        raise RequiredApproval.DoesNotExist
+    if not approval.is_given:
+        raise InvalidChange("This approval has not been given.")
+    if approval.approved_by_id != user.pk and not access.is_lead:
+        raise PermissionDenied("Only the approver or the lead may withdraw an approval.")
+    if deployment.state not in NOT_STARTED:
+        raise InvalidChange("The deployment has started: approvals can no longer be withdrawn.")
+    before = {"by": approval.approved_by_id, "statement": approval.statement}
+    approval.approved_by = approval.approved_at = None
+    approval.statement = approval.comment = ""
+    approval.save()
+    record_event(
+        deployment.pk,
+        actor=user,
+        action="approval.withdrawn",
+        obj=approval,
+        summary=f"Withdrew approval “{approval.label}”" + (f": {reason.strip()}" if reason.strip() else ""),
+        before=before,
+    )
+    _push(deployment.pk)
+    return approval
+
+
+def missing_approvals(deployment: Deployment) -> list[RequiredApproval]:
+    return list(RequiredApproval.objects.filter(deployment=deployment, approved_at__isnull=True))
+
+
+def check_ready_to_start(deployment: Deployment) -> None:
+    missing = missing_approvals(deployment)
+    if missing:
+        raise InvalidChange("Missing approvals: " + "; ".join(a.label for a in missing) + ".")
+
+
+# --- gates: evidence ------------------------------------------------------------------------
+
+
+def evidence_items(gate: Gate):
+    """What a vote on this gate is cast against: its condition items, or else every
+    checklist line up to and including the gate's step."""
+    conditions = list(gate.condition_items.all())
+    if conditions:
+        return conditions
+    items = Item.objects.filter(deployment_id=gate.deployment_id, is_group=False).exclude(kind=ItemKind.GATE)
+    if gate.item_id:
+        step = gate.item.step
+        items = items.filter(step__phase__position__lte=step.phase.position).exclude(
+            step__phase__position=step.phase.position, step__position__gt=step.position
+        )
+    return list(items.order_by("pk"))
+
+
+def evidence_digest(gate: Gate) -> str:
+    state = [[i.pk, i.checked, i.value] for i in evidence_items(gate)]
+    return hashlib.sha256(json.dumps(state, separators=(",", ":")).encode()).hexdigest()
+
+
+# --- gates: who votes, and the rule --------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    go: list = field(default_factory=list)
+    no_go: list = field(default_factory=list)
+    stale: list = field(default_factory=list)
+    waiting: list = field(default_factory=list)  # eligible voters without a current vote
+    by_role: dict = field(default_factory=dict)  # role name → {"go": n, "no_go": n, "eligible": n}
+
+
+def eligible_voters(gate: Gate) -> dict[int, set[int]]:
+    """user id → ids of the voting roles they hold (lead-only people do not vote)."""
+    voter_role_ids = set(gate.voter_roles.values_list("pk", flat=True))
+    result: dict[int, set[int]] = {}
+    for participant in Participant.objects.filter(deployment_id=gate.deployment_id).prefetch_related("roles"):
+        held = {r.pk for r in participant.roles.all()} & voter_role_ids
+        if held:
+            result[participant.user_id] = held
+    return result
+
+
+def tally(gate: Gate, votes=None, voters=None) -> Tally:
+    votes = list(votes if votes is not None else gate.votes.select_related("voter"))
+    voters = voters if voters is not None else eligible_voters(gate)
+    roles = {r.pk: r.name for r in gate.voter_roles.all()}
+    result = Tally(by_role={name: {"go": 0, "no_go": 0, "eligible": 0} for name in roles.values()})
+    current = {}
+    for vote in votes:
+        if vote.stale:
+            result.stale.append(vote)
+        elif vote.voter_id in voters:
+            current[vote.voter_id] = vote
+            (result.go if vote.choice == Decision.GO else result.no_go).append(vote)
+    for user_id, role_ids in voters.items():
+        for role_id in role_ids:
+            counts = result.by_role[roles[role_id]]
+            counts["eligible"] += 1
+            if user_id in current:
+                counts["go" if current[user_id].choice == Decision.GO else "no_go"] += 1
+        if user_id not in current:
+            result.waiting.append(user_id)
+    return result
+
+
+def evaluate(gate: Gate, votes_tally: Tally, voters: dict[int, set[int]]) -> tuple[str | None, str]:
+    """The rule applied to the current votes: (decision or None, why in words)."""
+    veto_ids = set(gate.veto_roles.values_list("pk", flat=True))
+    for vote in votes_tally.no_go:
+        if voters.get(vote.voter_id, set()) & veto_ids:
+            return Decision.NO_GO, f"Veto by {_name(vote.voter)}: {vote.reason}"
+    if gate.rule == GateRule.DECIDER:
+        decider = gate.decider_role_id
+        for vote in votes_tally.go + votes_tally.no_go:
+            if decider in voters.get(vote.voter_id, set()):
+                word = "GO" if vote.choice == Decision.GO else "NO-GO"
+                return vote.choice, f"{_name(vote.voter)} ({gate.decider_role.name}) decided {word}" + (
+                    f": {vote.reason}" if vote.reason else ""
+                )
+        return None, ""
+    if gate.rule == GateRule.UNANIMOUS:
+        if votes_tally.no_go:
+            vote = votes_tally.no_go[0]
+            return Decision.NO_GO, f"NO-GO from {_name(vote.voter)}: {vote.reason}"
+        if voters and not votes_tally.waiting:
+            return Decision.GO, f"Unanimous GO ({len(votes_tally.go)} of {len(voters)})"
+        return None, ""
+    # Quorum: N GO votes overall and/or per role; NO-GO once GO can no longer be reached.
+    needed = gate.quorum or 0
+    per_role = {int(k): int(v) for k, v in (gate.role_quorum or {}).items()}
+    role_names = {r.pk: r.name for r in gate.voter_roles.all()}
+    go_by_role = {rid: 0 for rid in per_role}
+    for vote in votes_tally.go:
+        for rid in voters.get(vote.voter_id, set()):
+            if rid in go_by_role:
+                go_by_role[rid] += 1
+    if len(votes_tally.go) >= needed and all(go_by_role[r] >= n for r, n in per_role.items()):
+        parts = [f"{len(votes_tally.go)} GO of {needed} needed"] + [
+            f"{role_names.get(r, r)} {go_by_role[r]}/{n}" for r, n in per_role.items()
+        ]
+        return Decision.GO, "Quorum reached: " + ", ".join(parts)
+    if len(votes_tally.go) + len(votes_tally.waiting) < needed:
+        reasons = "; ".join(f"{_name(v.voter)}: {v.reason}" for v in votes_tally.no_go)
+        return Decision.NO_GO, f"Quorum of {needed} GO can no longer be reached" + (f" ({reasons})" if reasons else "")
+    return None, ""
+
+
+# --- gates: changes --------------------------------------------------------------------------
+
+
+def _conditions_met(gate: Gate) -> bool:
+    return all(i.is_done for i in gate.condition_items.all())
+
+
+def refresh_gates(deployment_id: int) -> None:
+    """After the checklist changed: mark votes cast against other evidence stale, and
+    open gates whose conditions are now met. Runs inside the caller's transaction."""
+    changed = False
+    for gate in Gate.objects.select_for_update().filter(deployment_id=deployment_id).exclude(state=GateState.CLOSED):
+        has_conditions = gate.condition_items.exists()
+        if gate.state == GateState.WAITING and _conditions_met(gate):
+            gate.state, gate.opened_at = GateState.OPEN, timezone.now()
+            gate.save(update_fields=["state", "opened_at"])
+            record_event(deployment_id, actor=None, action="gate.opened", obj=gate, summary=f"Voting opened: {gate.title}")
+            changed = True
+        elif gate.state == GateState.OPEN and has_conditions and not _conditions_met(gate):
+            gate.state = GateState.WAITING
+            gate.save(update_fields=["state"])
+            record_event(
+                deployment_id,
+                actor=None,
+                action="gate.waiting",
+                obj=gate,
+                summary=f"Voting paused: a condition of “{gate.title}” is no longer met",
+            )
+            changed = True
+        digest = evidence_digest(gate)
+        for vote in gate.votes.filter(stale=False).exclude(evidence_digest=digest).select_related("voter"):
+            vote.stale = True
+            vote.save(update_fields=["stale"])
+            record_event(
+                deployment_id,
+                actor=None,
+                action="vote.stale",
+                obj=vote,
+                summary=f"{_name(vote.voter)}'s vote on “{gate.title}” is stale: the evidence changed",
+            )
+            changed = True
+    if changed:
+        _push(deployment_id)
+
+
+@transaction.atomic
+def cast_vote(gate_id: int, user, choice: str, *, reason: str = "") -> Vote:
+    """One vote per person per gate, changeable until the gate closes; the gate row lock
+    makes fifty simultaneous votes count once each and close the gate once."""
+    gate = (
+        Gate.objects.select_for_update(of=("self",))
+        .select_related("deployment", "decider_role", "item__step__phase")
+        .get(pk=gate_id)
+    )
+    deployment = gate.deployment
+    access = access_for(user, deployment)
+    if not access.can_view:
+        raise Gate.DoesNotExist
+    if choice not in Decision.values:
+        raise InvalidChange("Vote GO or NO-GO.")
+    if gate.state == GateState.CLOSED:
+        raise InvalidChange(f"This gate is closed: {gate.get_decision_display()}.")
+    if gate.state == GateState.WAITING and not _conditions_met(gate):
+        raise InvalidChange("Voting has not opened: the gate's checklist is not complete yet.")
+    voters = eligible_voters(gate)
+    if user.pk not in voters:
+        names = ", ".join(gate.voter_roles.values_list("name", flat=True)) or "nobody yet"
+        raise PermissionDenied(f"You do not vote on this gate (voters: {names}).")
+    reason = reason.strip()
+    if choice == Decision.NO_GO and not reason:
+        raise InvalidChange("A NO-GO needs a reason.")
+    if len(reason) > 2000:
+        raise InvalidChange("That reason is too long (2,000 characters at most).")
+    if gate.state == GateState.WAITING:
+        gate.state, gate.opened_at = GateState.OPEN, timezone.now()
+        gate.save(update_fields=["state", "opened_at"])
+    now = timezone.now()
+    previous = Vote.objects.filter(gate=gate, voter=user).first()
+    before = {"choice": previous.choice, "reason": previous.reason, "stale": previous.stale} if previous else None
+    vote, _ = Vote.objects.update_or_create(
+        gate=gate,
+        voter=user,
+        defaults={"choice": choice, "reason": reason, "evidence_digest": evidence_digest(gate), "stale": False, "cast_at": now},
+    )
+    word = "GO" if choice == Decision.GO else "NO-GO"
+    record_event(
+        deployment.pk,
+        actor=user,
+        action="vote.cast",
+        obj=vote,
+        summary=f"{word} on “{gate.title}”" + (f": {reason}" if reason else ""),
+        before=before,
+        after={"choice": choice, "reason": reason, "evidence": vote.evidence_digest},
+    )
+    votes_tally = tally(gate, voters=voters)
+    decision, why = evaluate(gate, votes_tally, voters)
+    if decision:
+        _close(gate, decision, why, actor=None)
+    _push(deployment.pk)
+    return vote
+
+
+@transaction.atomic
+def close_gate_early(gate_id: int, actor, decision: str, *, reason: str) -> Gate:
+    gate = Gate.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=gate_id)
+    access = access_for(actor, gate.deployment)
+    if not access.can_view:
+        raise Gate.DoesNotExist
+    if not access.is_lead:
+        raise PermissionDenied("Only the lead may close a gate early.")
+    if gate.state == GateState.CLOSED:
+        raise InvalidChange("This gate is already decided.")
+    if decision not in Decision.values:
+        raise InvalidChange("Close the gate as GO or NO-GO.")
+    if not reason.strip():
+        raise InvalidChange("Say why the gate is closed early: it is recorded as an override.")
+    gate.overridden_by = actor
+    _close(gate, decision, f"Closed early by {_name(actor)} (override): {reason.strip()}", actor=actor)
+    _push(gate.deployment_id)
+    return gate
+
+
+def _close(gate: Gate, decision: str, why: str, *, actor) -> None:
+    from deployments import services as deployment_services
+
+    gate.state, gate.decision, gate.decided_at, gate.decision_summary = GateState.CLOSED, decision, timezone.now(), why
+    gate.save()
+    word = gate.go_label if decision == Decision.GO else gate.no_go_label
+    record_event(
+        gate.deployment_id,
+        actor=actor,
+        action="gate.decided",
+        obj=gate,
+        summary=f"“{gate.title}” decided {word}: {why}",
+        after={"decision": decision, "why": why},
+    )
+    if gate.item_id:
+        item = Item.objects.get(pk=gate.item_id)
+        deployment_services.update_item(item.pk, None, revision=None, value=word, system="Gate decision")
+    deployment = Deployment.objects.get(pk=gate.deployment_id)
+    if decision == Decision.NO_GO and deployment.state == DeploymentState.IN_PROGRESS:
+        deployment_services.transition_state(
+            deployment.pk, DeploymentState.PAUSED, actor=None, reason=f"NO-GO at “{gate.title}”", system="Gate decision"
+        )
+
+
+@transaction.atomic
+def configure_gate(
+    gate_id: int,
+    actor,
+    *,
+    voter_role_ids: list[int],
+    rule: str,
+    quorum: int | None = None,
+    role_quorum: dict | None = None,
+    decider_role_id: int | None = None,
+    veto_role_ids: list[int] = (),
+    condition_item_ids: list[int] = (),
+) -> Gate:
+    gate = Gate.objects.select_for_update().get(pk=gate_id)
+    _require_lead(actor, gate.deployment)
+    if gate.state == GateState.CLOSED:
+        raise InvalidChange("A decided gate cannot be reconfigured.")
+    _validate_rule(gate.deployment_id, voter_role_ids, rule, quorum, role_quorum or {}, decider_role_id, veto_role_ids)
+    items = list(Item.objects.filter(deployment_id=gate.deployment_id, pk__in=condition_item_ids))
+    if len(items) != len(set(condition_item_ids)):
+        raise InvalidChange("Some condition items are not in this deployment.")
+    before = _gate_config(gate)
+    gate.rule, gate.quorum, gate.role_quorum, gate.decider_role_id = rule, quorum, role_quorum or {}, decider_role_id
+    gate.save()
+    gate.voter_roles.set(voter_role_ids)
+    gate.veto_roles.set(veto_role_ids)
+    gate.condition_items.set(items)
+    if gate.state == GateState.OPEN and not _conditions_met(gate):
+        gate.state = GateState.WAITING
+        gate.save(update_fields=["state"])
+    record_event(
+        gate.deployment_id,
+        actor=actor,
+        action="gate.configured",
+        obj=gate,
+        summary=f"Gate “{gate.title}”: {gate.get_rule_display()}",
+        before=before,
+        after=_gate_config(gate),
+    )
+    refresh_gates(gate.deployment_id)
+    _push(gate.deployment_id)
+    return gate
+
+
+@transaction.atomic
+def add_gate(
+    deployment: Deployment,
+    actor,
+    *,
+    title: str,
+    voter_role_ids: list[int],
+    rule: str = GateRule.UNANIMOUS,
+    quorum: int | None = None,
+    decider_role_id: int | None = None,
+    veto_role_ids: list[int] = (),
+) -> Gate:
+    _require_lead(actor, deployment)
+    if not title.strip():
+        raise InvalidChange("A gate needs a title.")
+    _validate_rule(deployment.pk, voter_role_ids, rule, quorum, {}, decider_role_id, veto_role_ids)
+    position = (Gate.objects.filter(deployment=deployment).count() or 0) + 1
+    gate = Gate.objects.create(
+        deployment=deployment,
+        title=title.strip()[:300],
+        rule=rule,
+        quorum=quorum,
+        decider_role_id=decider_role_id,
+        position=position,
+        state=GateState.OPEN,
+        opened_at=timezone.now(),
+    )
+    gate.voter_roles.set(voter_role_ids)
+    gate.veto_roles.set(veto_role_ids)
+    record_event(
+        deployment.pk, actor=actor, action="gate.added", obj=gate, summary=f"Gate added: {gate.title}", after=_gate_config(gate)
+    )
+    _push(deployment.pk)
+    return gate
+
+
+def _gate_config(gate: Gate) -> dict:
+    return {
+        "rule": gate.rule,
+        "quorum": gate.quorum,
+        "role_quorum": gate.role_quorum,
+        "decider": gate.decider_role_id,
+        "voters": sorted(gate.voter_roles.values_list("pk", flat=True)),
+        "veto": sorted(gate.veto_roles.values_list("pk", flat=True)),
+        "conditions": sorted(gate.condition_items.values_list("pk", flat=True)),
+    }
+
+
+def _require_lead(actor, deployment):
+    access = access_for(actor, deployment)
+    if not access.can_view:
+        raise Gate.DoesNotExist
+    if not access.is_lead:
+        raise PermissionDenied("Only the lead may configure gates.")
+
+
+def _validate_rule(deployment_id, voter_role_ids, rule, quorum, role_quorum, decider_role_id, veto_role_ids):  # noqa: PLR0917
+    known = set(DeploymentRole.objects.filter(deployment_id=deployment_id).values_list("pk", flat=True))
+    if not voter_role_ids:
+        raise InvalidChange("Choose at least one voting role.")
+    if not set(voter_role_ids) <= known or not set(veto_role_ids) <= known:
+        raise InvalidChange("Some roles are not in this deployment.")
+    if rule not in GateRule.values:
+        raise InvalidChange(f"Unknown rule {rule!r}.")
+    if rule == GateRule.QUORUM:
+        if not quorum and not role_quorum:
+            raise InvalidChange("A quorum rule needs N (GO votes needed) or per-role numbers.")
+        if quorum is not None and quorum < 1:
+            raise InvalidChange("The quorum must be at least 1.")
+        for role_id, n in role_quorum.items():
+            if int(role_id) not in set(voter_role_ids) or int(n) < 1:
+                raise InvalidChange("Per-role quorums need voting roles and numbers of at least 1.")
+    if rule == GateRule.DECIDER and decider_role_id not in set(voter_role_ids):
+        raise InvalidChange("The decider must hold one of the voting roles.")
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def create_api_token(deployment: Deployment, actor, *, name: str) -> tuple[ApiToken, str]:
+    """Returns the token row and the raw token, which is shown once and never stored."""
+    import secrets
+
+    access = access_for(actor, deployment)
+    if not access.is_lead:
+        raise PermissionDenied("Only the lead may create API tokens.")
+    if not name.strip():
+        raise InvalidChange("Name the token (e.g. the pipeline that uses it).")
+    raw = "wr_" + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        deployment=deployment, name=name.strip()[:100], prefix=raw[:8], token_hash=hash_token(raw), created_by=actor
+    )
+    record_event(deployment.pk, actor=actor, action="token.created", obj=token, summary=f"API token “{token.name}” created")
+    return token, raw
+
+
+@transaction.atomic
+def revoke_api_token(token_id: int, actor) -> ApiToken:
+    token = ApiToken.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=token_id)
+    access = access_for(actor, token.deployment)
+    if not access.is_lead:
+        raise PermissionDenied("Only the lead may revoke API tokens.")
+    if token.revoked_at:
+        raise InvalidChange("This token is already revoked.")
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    record_event(token.deployment_id, actor=actor, action="token.revoked", obj=token, summary=f"API token “{token.name}” revoked")
+    return token
+
+
+def authenticate_token(raw: str) -> ApiToken | None:
+    if not raw or not raw.startswith("wr_"):
+        return None
+    token = ApiToken.objects.filter(token_hash=hash_token(raw), revoked_at__isnull=True).select_related("deployment").first()
+    if token:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token

@@ -1,0 +1,218 @@
+"""htmx endpoints for approvals and votes, and the lead's gate and token pages."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from approvals import services
+from approvals.models import ApiToken, Gate, GateRule, RequiredApproval
+from approvals.panels import render_approvals_push
+from deployments.permissions import PermissionDenied, access_for, get_visible_deployment_or_404
+from deployments.services import InvalidChange
+from deployments.views import fragments_response, toast_response
+
+
+def _act(deployment, call):
+    """Run a service call; answer with the refreshed panel, or the refusal in words."""
+    try:
+        call()
+    except InvalidChange as exc:
+        return toast_response(str(exc), 400)
+    except PermissionDenied as exc:
+        return toast_response(str(exc), 403)
+    except ObjectDoesNotExist:
+        raise Http404("Not found") from None
+    return fragments_response(render_approvals_push(deployment.pk))
+
+
+def _prompt(request, field):
+    return request.POST.get(field) or request.headers.get("HX-Prompt", "")
+
+
+@login_required
+@require_POST
+def give(request, pk, approval_pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    approval = RequiredApproval.objects.filter(deployment=deployment, pk=approval_pk).first()
+    if approval is None:
+        raise Http404("No such approval")
+    return _act(
+        deployment,
+        lambda: services.give_approval(
+            approval.pk, request.user, statement=_prompt(request, "statement"), comment=request.POST.get("comment", "")
+        ),
+    )
+
+
+@login_required
+@require_POST
+def withdraw(request, pk, approval_pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    approval = RequiredApproval.objects.filter(deployment=deployment, pk=approval_pk).first()
+    if approval is None:
+        raise Http404("No such approval")
+    return _act(deployment, lambda: services.withdraw_approval(approval.pk, request.user, reason=_prompt(request, "reason")))
+
+
+def _gate_or_404(deployment, gate_pk):
+    gate = Gate.objects.filter(deployment=deployment, pk=gate_pk).first()
+    if gate is None:
+        raise Http404("No such gate")
+    return gate
+
+
+@login_required
+@require_POST
+def vote(request, pk, gate_pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    gate = _gate_or_404(deployment, gate_pk)
+    return _act(
+        deployment,
+        lambda: services.cast_vote(gate.pk, request.user, request.POST.get("choice", ""), reason=_prompt(request, "reason")),
+    )
+
+
+@login_required
+@require_POST
+def close(request, pk, gate_pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    gate = _gate_or_404(deployment, gate_pk)
+    return _act(
+        deployment,
+        lambda: services.close_gate_early(
+            gate.pk, request.user, request.POST.get("decision", ""), reason=_prompt(request, "reason")
+        ),
+    )
+
+
+def _ints(values):
+    try:
+        return [int(v) for v in values if v != ""]
+    except ValueError:
+        raise InvalidChange("Malformed form: ids must be numbers.") from None
+
+
+def _rule_from_post(request):
+    quorum = request.POST.get("quorum", "").strip()
+    role_quorum = {}
+    for key, value in request.POST.items():
+        if key.startswith("role_quorum_") and value.strip():
+            role_quorum[key.removeprefix("role_quorum_")] = value.strip()
+    try:
+        role_quorum = {str(int(k)): int(v) for k, v in role_quorum.items()}
+        quorum_value = int(quorum) if quorum else None
+    except ValueError:
+        raise InvalidChange("Quorum numbers must be whole numbers.") from None
+    decider = request.POST.get("decider_role", "")
+    return {
+        "voter_role_ids": _ints(request.POST.getlist("voter_roles")),
+        "rule": request.POST.get("rule", ""),
+        "quorum": quorum_value,
+        "role_quorum": role_quorum,
+        "decider_role_id": _ints([decider])[0] if decider else None,
+        "veto_role_ids": _ints(request.POST.getlist("veto_roles")),
+    }
+
+
+@login_required
+def gate_settings(request, pk, gate_pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    gate = _gate_or_404(deployment, gate_pk)
+    access = access_for(request.user, deployment)
+    status = 200
+    if request.method == "POST":
+        if not access.is_lead:
+            return toast_response("Only the lead may configure gates.", 403)
+        try:
+            services.configure_gate(
+                gate.pk,
+                request.user,
+                **_rule_from_post(request),
+                condition_item_ids=_ints(request.POST.getlist("condition_items")),
+            )
+        except InvalidChange as exc:
+            messages.error(request, str(exc))
+            status = 400
+        else:
+            messages.success(request, "Gate saved.")
+            return redirect("deployments:warroom", pk)
+    context = {
+        "d": deployment,
+        "gate": gate,
+        "access": access,
+        "rules": GateRule.choices,
+        "roles": deployment.roles.all(),
+        "items": deployment.items.filter(is_group=False).exclude(kind="gate"),
+        "voter_ids": set(gate.voter_roles.values_list("pk", flat=True)),
+        "veto_ids": set(gate.veto_roles.values_list("pk", flat=True)),
+        "condition_ids": set(gate.condition_items.values_list("pk", flat=True)),
+    }
+    return render(request, "approvals/gate.html", context, status=status)
+
+
+@login_required
+def gate_new(request, pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    access = access_for(request.user, deployment)
+    if request.method == "POST":
+        try:
+            rule = _rule_from_post(request)
+            rule.pop("role_quorum")
+            services.add_gate(deployment, request.user, title=request.POST.get("title", ""), **rule)
+        except InvalidChange as exc:
+            messages.error(request, str(exc))
+        except PermissionDenied as exc:
+            return toast_response(str(exc), 403)
+        else:
+            messages.success(request, "Gate added.")
+            return redirect("deployments:warroom", pk)
+    return render(
+        request,
+        "approvals/gate.html",
+        {
+            "d": deployment,
+            "gate": None,
+            "access": access,
+            "rules": GateRule.choices,
+            "roles": deployment.roles.all(),
+            "items": [],
+            "voter_ids": set(),
+            "veto_ids": set(),
+            "condition_ids": set(),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+def tokens(request, pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    access = access_for(request.user, deployment)
+    if not access.is_lead:
+        return toast_response("Only the lead manages API tokens.", 403)
+    new_token = None
+    if request.method == "POST":
+        try:
+            if request.POST.get("revoke"):
+                token = ApiToken.objects.filter(deployment=deployment, pk=_ints([request.POST["revoke"]])[0]).first()
+                if token is None:
+                    raise Http404("No such token")
+                services.revoke_api_token(token.pk, request.user)
+                messages.success(request, f"Token “{token.name}” revoked.")
+            else:
+                _, new_token = services.create_api_token(deployment, request.user, name=request.POST.get("name", ""))
+        except InvalidChange as exc:
+            messages.error(request, str(exc))
+    return render(
+        request,
+        "approvals/tokens.html",
+        {
+            "d": deployment,
+            "tokens": deployment.api_tokens.all(),
+            "new_token": new_token,
+            "base_url": request.build_absolute_uri("/").rstrip("/"),
+        },
+    )
