@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from approvals.models import Gate, GateState, RequiredApproval
 from approvals.services import eligible_voters, tally
-from deployments.models import Participant
+from deployments.models import Deployment, Participant
 
 TEMPLATE = "deployments/warroom.html"
 
@@ -64,8 +64,10 @@ def load_approvals(deployment_id: int) -> dict:
 
 
 def render_approvals_push(deployment_id: int) -> list[str]:
-    from deployments.board import load_board
+    """Approvals panel and recent events. Not the whole board: a vote changes neither
+    items nor steps (a decided gate's line is pushed by update_item itself)."""
+    from deployments.board import render_events
 
-    board = load_board(deployment_id)
-    context = {"board": board, "d": board.deployment, "oob": True, "approvals": load_approvals(deployment_id)}
-    return [render_to_string(f"{TEMPLATE}#{name}", context) for name in ("approvals", "events", "status")]
+    deployment = Deployment.objects.get(pk=deployment_id)
+    context = {"d": deployment, "oob": True, "approvals": load_approvals(deployment_id)}
+    return [render_to_string(f"{TEMPLATE}#approvals", context), render_events(deployment)]

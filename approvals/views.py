@@ -9,14 +9,13 @@ from django.views.decorators.http import require_POST
 
 from approvals import services
 from approvals.models import ApiToken, Gate, GateRule, RequiredApproval
-from approvals.panels import render_approvals_push
 from deployments.permissions import PermissionDenied, access_for, get_visible_deployment_or_404
 from deployments.services import InvalidChange
-from deployments.views import fragments_response, toast_response
+from deployments.views import done_response, toast_response
 
 
 def _act(deployment, call):
-    """Run a service call; answer with the refreshed panel, or the refusal in words."""
+    """Run a service call; the refreshed panel arrives by the live push, a refusal comes back in words."""
     try:
         call()
     except InvalidChange as exc:
@@ -25,7 +24,7 @@ def _act(deployment, call):
         return toast_response(str(exc), 403)
     except ObjectDoesNotExist:
         raise Http404("Not found") from None
-    return fragments_response(render_approvals_push(deployment.pk))
+    return done_response()
 
 
 def _prompt(request, field):

@@ -146,6 +146,12 @@ def render_item_push(item_id: int, *, step_changed: bool) -> list[str]:
     return fragments
 
 
+def render_events(deployment: Deployment) -> str:
+    """Just the recent-events panel, without loading the board."""
+    events = list(Event.objects.filter(deployment=deployment).order_by("-seq")[:RECENT_EVENTS])
+    return render_to_string(f"{TEMPLATE}#events", {"board": {"events": events}, "d": deployment, "oob": True})
+
+
 def render_header_push(deployment_id: int) -> list[str]:
     """The state changed: header, and the approvals panel (its buttons depend on the state)."""
     from approvals.panels import render_approvals_push

@@ -34,6 +34,13 @@ def toast_response(message: str, status: int) -> HttpResponse:
     return response
 
 
+def done_response() -> HttpResponse:
+    """The change is saved; every screen, this one included, gets it through the live push
+    (or, without a websocket, warroom.js re-fetches the board at once). Rendering the
+    fragments here too would double the work of every click."""
+    return HttpResponse(status=204)
+
+
 def fragments_response(fragments: list[str], *, toast: str | None = None) -> HttpResponse:
     response = HttpResponse("".join(fragments))
     if toast:
@@ -178,7 +185,7 @@ def item_update(request, pk, item_pk):
             return toast_response("A value is needed.", 400)
         kwargs["value"] = request.POST["value"]
     try:
-        updated = services.update_item(item.pk, request.user, **kwargs)
+        services.update_item(item.pk, request.user, **kwargs)
     except services.StaleChange as exc:
         return fragments_response(board_module.render_item_push(exc.current.pk, step_changed=False), toast=str(exc))
     except services.InvalidChange as exc:
@@ -187,7 +194,7 @@ def item_update(request, pk, item_pk):
         return toast_response(str(exc), 403)
     except ObjectDoesNotExist:
         raise Http404("No such item") from None
-    return fragments_response(board_module.render_item_push(updated.pk, step_changed=True))
+    return done_response()
 
 
 @login_required
@@ -201,7 +208,7 @@ def change_state(request, pk):
         return toast_response(str(exc), 400)
     except PermissionDenied as exc:
         return toast_response(str(exc), 403)
-    return fragments_response(board_module.render_header_push(deployment.pk))
+    return done_response()
 
 
 @login_required
@@ -217,8 +224,7 @@ def reanchor(request, pk):
         return toast_response(str(exc), 400)
     except PermissionDenied as exc:
         return toast_response(str(exc), 403)
-    response = fragments_response(board_module.render_board_push(deployment.pk))
-    return response
+    return done_response()
 
 
 @login_required

@@ -105,6 +105,11 @@
   document.addEventListener("warroom:toast", function (e) { toast(e.detail && e.detail.value); });
   document.addEventListener("htmx:responseError", function (e) {
     if (!e.detail.xhr.getResponseHeader("HX-Trigger")) toast(e.detail.xhr.responseText || "Request failed");
+    refreshBoard(); // a refused click may have changed a control locally: show the truth again
+  });
+  // Without a live connection, a saved change would only show at the next poll: fetch now.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail.successful && !live.open && document.getElementById("board")) refreshBoard();
   });
   document.addEventListener("htmx:sendError", function () { toast("Warroom cannot be reached: your change was not saved."); });
 

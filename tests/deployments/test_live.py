@@ -128,7 +128,7 @@ async def test_http_tick_and_celery_task_reach_every_subscriber(crew, asgi_serve
             body,
             {"X-CSRFToken": token, "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded"},
         )
-        assert response.status == 200
+        assert response.status == 204
         for ws in watchers:
             message = await _receive_until(ws, f'id="item-{item.pk}"')
             assert re.search(rf'id="cb-{item.pk}"[^>]*checked', message)

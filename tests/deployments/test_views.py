@@ -34,8 +34,8 @@ def test_anonymous_is_sent_to_login(crew):
 
 
 # persona → expected status when ticking an item of a QA Lead step
-TICK_QA_ITEM = {"lead": 200, "qa": 200, "po": 403, "devops": 403, "dba": 403, "observer": 403, "outsider": 404}
-CHANGE_STATE = {"lead": 200, "qa": 403, "po": 403, "devops": 403, "dba": 403, "observer": 403, "outsider": 404}
+TICK_QA_ITEM = {"lead": 204, "qa": 204, "po": 403, "devops": 403, "dba": 403, "observer": 403, "outsider": 404}
+CHANGE_STATE = {"lead": 204, "qa": 403, "po": 403, "devops": 403, "dba": 403, "observer": 403, "outsider": 404}
 
 
 @pytest.mark.parametrize(("persona", "expected"), TICK_QA_ITEM.items())
@@ -47,7 +47,7 @@ def test_tick_permission_matrix(crew, persona, expected):
     )
     assert response.status_code == expected
     item.refresh_from_db()
-    assert item.checked is (expected == 200)
+    assert item.checked is (expected == 204)
 
 
 @pytest.mark.parametrize(("persona", "expected"), CHANGE_STATE.items())
@@ -56,7 +56,7 @@ def test_state_permission_matrix(crew, persona, expected):
     response = client_for(people[persona]).post(f"/deployments/{deployment.pk}/state/", {"state": "scheduled"})
     assert response.status_code == expected
     deployment.refresh_from_db()
-    assert (deployment.state == "scheduled") is (expected == 200)
+    assert (deployment.state == "scheduled") is (expected == 204)
 
 
 @pytest.mark.parametrize(("persona", "expected"), CHANGE_STATE.items())
@@ -68,7 +68,7 @@ def test_reanchor_permission_matrix(crew, persona, expected):
     )
     assert response.status_code == expected
     deployment.refresh_from_db()
-    assert (deployment.planned_t0 != before) is (expected == 200)
+    assert (deployment.planned_t0 != before) is (expected == 204)
 
 
 @pytest.mark.parametrize(("persona", "expected"), {**CHANGE_STATE, "lead": 302}.items())
@@ -96,7 +96,7 @@ def test_csrf_is_enforced_on_ticks(crew):
     ("data", "status", "message"),
     [
         ({"revision": "abc", "checked": "1"}, 400, "malformed"),
-        ({"revision": "0"}, 200, ""),  # a missing 'checked' means unticked: nothing changes
+        ({"revision": "0"}, 204, ""),  # a missing 'checked' means unticked: nothing changes
     ],
 )
 def test_malformed_tick_posts_get_clear_answers(crew, data, status, message):
