@@ -23,6 +23,8 @@ class RequiredApproval(models.Model):
         help_text="Who may give it; without a role, the lead gives it",
     )
     position = models.PositiveIntegerField(default=0)
+    # The runbook line it came from ("- [ ] Product Owner approval"): ticked while given.
+    item = models.OneToOneField(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="required_approval")
     # The current approval, if given and not withdrawn.
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)

@@ -66,7 +66,7 @@ def setup_from_runbook(deployment: Deployment) -> None:
     for position, item in enumerate(approval_items):
         text = item.text.lower()
         role = next((r for r in sorted(roles, key=lambda r: -len(r.name)) if r.name.lower() in text), None)
-        RequiredApproval.objects.create(deployment=deployment, label=item.text[:300], role=role, position=position)
+        RequiredApproval.objects.create(deployment=deployment, label=item.text[:300], role=role, position=position, item=item)
 
 
 def _gate_labels(options: list[str]) -> tuple[str, str]:
@@ -106,6 +106,7 @@ def give_approval(approval_id: int, user, *, statement: str, comment: str = "") 
         summary=f"Approved “{approval.label}”: {approval.statement}",
         after={"statement": approval.statement, "comment": approval.comment},
     )
+    _sync_runbook_line(approval, given=True)
     _push(deployment.pk)
     return approval
 
@@ -135,8 +136,22 @@ def withdraw_approval(approval_id: int, user, *, reason: str = "") -> RequiredAp
         summary=f"Withdrew approval “{approval.label}”" + (f": {reason.strip()}" if reason.strip() else ""),
         before=before,
     )
+    _sync_runbook_line(approval, given=False)
     _push(deployment.pk)
     return approval
+
+
+def _sync_runbook_line(approval: RequiredApproval, *, given: bool) -> None:
+    """Keep the runbook's own checkbox for this approval in step with it."""
+    if approval.item_id is None:
+        return
+    from deployments import services as deployment_services
+
+    item = Item.objects.get(pk=approval.item_id)
+    if item.checked != given:
+        deployment_services.update_item(
+            item.pk, None, revision=None, checked=given, system="Approvals", note=approval.statement if given else ""
+        )
 
 
 def missing_approvals(deployment: Deployment) -> list[RequiredApproval]:

@@ -380,6 +380,11 @@ def update_item(
         raise InvalidChange("This line is a group: it is done when its sub-items are.")
     if item.kind == ItemKind.GATE and not system:
         raise InvalidChange("A gate is decided by its vote: use the voting panel.")
+    if not system:
+        from approvals.models import RequiredApproval
+
+        if RequiredApproval.objects.filter(item_id=item.pk).exists():
+            raise InvalidChange("This line follows its approval: give or withdraw it in the approvals panel.")
     if revision is not None and revision != item.revision:
         who = _done_by_label(item) or "someone"
         raise StaleChange(f"{who} changed this item a moment ago; here is its current state.", item)

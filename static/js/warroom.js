@@ -19,6 +19,9 @@
         ? { hour: "2-digit", minute: "2-digit" }
         : { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short" };
       var local = when.toLocaleString(undefined, opts);
+      if (el.dataset.local === "both") {
+        local += " (" + pad(when.getUTCHours()) + ":" + pad(when.getUTCMinutes()) + " UTC)";
+      }
       el.textContent = local;
       el.title = when.toISOString().replace(".000Z", "Z").replace("T", " ") + " (UTC)";
     });

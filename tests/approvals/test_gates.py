@@ -200,3 +200,19 @@ def test_missing_approval_blocks_start_and_says_which(crew):
         services.withdraw_approval(approval.pk, people["qa"])
     actions = list(Event.objects.filter(deployment=deployment, action__startswith="approval").values_list("action", flat=True))
     assert actions == ["approval.given", "approval.withdrawn", "approval.given"]
+
+
+def test_approval_ticks_its_runbook_line_and_people_cannot_tick_it_directly(crew):
+    deployment, people = crew
+    line = Item.objects.get(deployment=deployment, text="Check 2.3")
+    approval = RequiredApproval.objects.create(
+        deployment=deployment, label="QA sign-off", item=line, role_id=role(deployment, "QA Lead")
+    )
+    with pytest.raises(deployment_services.InvalidChange, match="approvals panel"):
+        deployment_services.update_item(line.pk, people["qa"], revision=line.revision, checked=True)
+    services.give_approval(approval.pk, people["qa"], statement="All suites green")
+    line.refresh_from_db()
+    assert line.checked and line.done_by_system == "Approvals" and line.note == "All suites green"
+    services.withdraw_approval(approval.pk, people["qa"])
+    line.refresh_from_db()
+    assert not line.checked
