@@ -15,6 +15,17 @@ class ItemKind(models.TextChoices):
     GATE = "gate", "Go/no-go gate"
 
 
+class StepAction(models.TextChoices):
+    """Automated work a step can carry, run by a Celery worker (see rollouts)."""
+
+    BACKUP = "backup", "Database backup"
+    MIGRATE = "migrate", "Migrations"
+    SMOKE = "smoke", "Smoke checks"
+    MAINTENANCE_ON = "maintenance_on", "Maintenance mode on"
+    MAINTENANCE_OFF = "maintenance_off", "Maintenance mode off"
+    COMMAND = "command", "Command"
+
+
 class Runbook(models.Model):
     name = models.CharField(max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -86,6 +97,8 @@ class TemplateStep(models.Model):
     duration_min_minutes = models.PositiveIntegerField(null=True, blank=True)
     duration_max_minutes = models.PositiveIntegerField(null=True, blank=True)
     is_gate = models.BooleanField(default=False, help_text="A go/no-go decision point")
+    action = models.CharField(max_length=20, choices=StepAction.choices, blank=True)
+    action_config = models.JSONField(default=dict, blank=True, help_text="Smoke checks, command name, …")
 
     class Meta:
         ordering = ["position", "id"]

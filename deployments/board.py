@@ -106,8 +106,12 @@ def load_board(deployment_id: int, *, events: int = RECENT_EVENTS) -> Board:
     steps = list(Step.objects.filter(deployment=deployment).select_related("role", "phase").prefetch_related("code_blocks"))
     items = list(Item.objects.filter(deployment=deployment).select_related("done_by").order_by("step_id", "position", "id"))
     _attach_items(steps, items)
+    from rollouts.panels import runs_by_step
+
+    runs = runs_by_step(deployment.pk)
     phases = {}
     for step in steps:
+        step.run_list = runs.get(step.pk, [])
         step.planned_end_at = step.planned_end(deployment.planned_t0)
         view = phases.setdefault(step.phase_id, PhaseView(step.phase))
         view.steps.append(step)

@@ -157,6 +157,8 @@ class Step(models.Model):
     duration_min_minutes = models.PositiveIntegerField(null=True, blank=True)
     duration_max_minutes = models.PositiveIntegerField(null=True, blank=True)
     is_gate = models.BooleanField(default=False)
+    action = models.CharField(max_length=20, blank=True)
+    action_config = models.JSONField(default=dict, blank=True)
     # Actuals: first item done, and the moment every item was done (cleared on undo).
     actual_start = models.DateTimeField(null=True, blank=True)
     actual_end = models.DateTimeField(null=True, blank=True)

@@ -118,6 +118,8 @@ def create_deployment(
                 duration_min_minutes=template_step.duration_min_minutes,
                 duration_max_minutes=template_step.duration_max_minutes,
                 is_gate=template_step.is_gate,
+                action=template_step.action,
+                action_config=template_step.action_config,
             )
             template_items = list(template_step.items.all())
             parent_ids = {ti.parent_id for ti in template_items if ti.parent_id}

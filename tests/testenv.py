@@ -19,4 +19,9 @@ embedded.ensure_environment()
 _redis = urlsplit(os.environ["REDIS_URL"])
 os.environ["REDIS_URL"] = urlunsplit(_redis._replace(path=f"/{os.environ.get('WARROOM_TEST_REDIS_DB', '1')}"))
 os.environ["WARROOM_CHANNEL_PREFIX"] = "warroom-test"
+os.environ.setdefault("WARROOM_BACKUP_DIR", str(embedded.RUN_DIR / "test-backups"))
+# Fast heartbeats so worker-death tests finish in seconds, not a minute.
+os.environ.setdefault("WARROOM_RUN_HEARTBEAT_SECONDS", "1")
+os.environ.setdefault("WARROOM_RUN_LOST_AFTER_SECONDS", "4")
+os.environ.setdefault("WARROOM_RUN_KILL_GRACE_SECONDS", "2")
 os.environ["WARROOM_CELERY_QUEUE"] = "warroom-test"

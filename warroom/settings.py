@@ -242,6 +242,17 @@ LOGGING = {
     },
 }
 
+# --- automated steps (rollouts) ----------------------------------------------------------
+WARROOM_BACKUP_DIR = Path(os.environ.get("WARROOM_BACKUP_DIR", embedded.RUN_DIR / "backups"))
+# PostgreSQL client tools; empty: the ones bundled with pgserver (PostgreSQL 16), else PATH.
+WARROOM_PG_BIN_DIR = os.environ.get("WARROOM_PG_BIN_DIR", "")
+WARROOM_RUN_HEARTBEAT_SECONDS = env_int("WARROOM_RUN_HEARTBEAT_SECONDS", 5, minimum=1)
+WARROOM_RUN_LOST_AFTER_SECONDS = env_int("WARROOM_RUN_LOST_AFTER_SECONDS", 45, minimum=3)
+WARROOM_RUN_KILL_GRACE_SECONDS = env_int("WARROOM_RUN_KILL_GRACE_SECONDS", 10, minimum=1)
+if WARROOM_RUN_LOST_AFTER_SECONDS <= 2 * WARROOM_RUN_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("WARROOM_RUN_LOST_AFTER_SECONDS must be more than twice WARROOM_RUN_HEARTBEAT_SECONDS")
+
 CELERY_BEAT_SCHEDULE = {
+    "reap-lost-runs": {"task": "rollouts.reap_lost_runs", "schedule": env_int("WARROOM_REAP_SECONDS", 15, minimum=1)},
     "mark-late-steps": {"task": "deployments.mark_late_steps", "schedule": env_int("WARROOM_LATE_CHECK_SECONDS", 30, minimum=5)},
 }

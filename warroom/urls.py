@@ -15,5 +15,6 @@ urlpatterns = [
     path("deployments/", include("deployments.urls")),
     path("runbooks/", include("checklists.urls")),
     path("", include("approvals.urls")),
+    path("", include("rollouts.urls")),
     path("admin/", admin.site.urls),
 ]

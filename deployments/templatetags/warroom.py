@@ -39,6 +39,15 @@ def moment(value, fmt="datetime"):
 
 
 @register.filter
+def action_label(action: str) -> str:
+    from checklists.models import StepAction
+
+    return {"maintenance_on": "maintenance on", "maintenance_off": "maintenance off"}.get(
+        action, StepAction(action).label.lower() if action in StepAction.values else action
+    )
+
+
+@register.filter
 def tclock(value, t0):
     """T-offset of a moment as the runbooks write it: T-01:30 or T+00:05."""
     if value is None or t0 is None:

@@ -4,6 +4,7 @@ Idempotent: a second run finds everything in place and changes nothing.
 """
 
 import hashlib
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -59,6 +60,12 @@ class Command(BaseCommand):
                 self.stdout.write(f"Imported runbook {version}")
             versions[path.stem] = version
 
+        from rollouts import runs, setup
+
+        port = os.environ.get("WARROOM_PORT", "8000")
+        target = setup.ensure_demo_target(base_url=f"http://127.0.0.1:{port}")
+        setup.apply_demo_actions(versions["expense-accounts-procedure"])
+
         if not Deployment.objects.filter(name=DEMO_DEPLOYMENT).exists():
             version = versions["expense-accounts-procedure"]
             deployment = services.create_deployment(
@@ -77,6 +84,7 @@ class Command(BaseCommand):
                     continue
                 mine = [r for r in role_names if any(k in r.lower() for k in keywords)]
                 services.set_participant(deployment, users["lead"], users[username], role_names=mine)
+            runs.bind_target(deployment, users["lead"], target)
             self.stdout.write(f"Created demo deployment #{deployment.pk}: {deployment.name}")
 
         self.stdout.write(

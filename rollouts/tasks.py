@@ -1,0 +1,17 @@
+"""Thin Celery tasks: ids in, the domain function does the work."""
+
+from celery import shared_task
+
+from rollouts import runs
+
+
+@shared_task(name="rollouts.execute_run", ignore_result=True, acks_late=True)
+def execute_run_task(*, run_id: int):
+    # acks_late: a worker killed mid-run leaves the message for redelivery, and the
+    # claim in execute_run makes that redelivery a no-op instead of a second backup.
+    return runs.execute_run(run_id)
+
+
+@shared_task(name="rollouts.reap_lost_runs", ignore_result=True)
+def reap_lost_runs_task():
+    return runs.reap_lost_runs()
