@@ -163,3 +163,48 @@ def make_crew(n_clients: int, *, items: int = 50, label: str = "bench"):
         services.set_participant(deployment, lead, user, role_names=["QA Lead"])
         members.append(user)
     return deployment, lead, members
+
+
+@contextmanager
+def celery_worker(name: str = "benchworker", concurrency: int = 2):
+    """A real Celery worker process on the bench queue."""
+    log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "warroom",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=BASE_DIR,
+        env=child_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    from warroom.celery import app
+
+    try:
+        deadline = time.monotonic() + 60
+        while not any(name in key for reply in (app.control.ping(timeout=0.5) or []) for key in reply):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"celery worker did not start; see {log.name}")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

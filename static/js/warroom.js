@@ -192,7 +192,20 @@
     });
   }
 
+  // Run logs: keep a bounded tail on screen (the whole log is a download), follow the end.
+  var LOG_TAIL_LINES = 500;
+  function trimLogs() {
+    document.querySelectorAll("pre.run-log").forEach(function (pre) {
+      var text = pre.textContent;
+      var atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 40;
+      var lines = text.split("\n");
+      if (lines.length > LOG_TAIL_LINES + 1) pre.textContent = lines.slice(-LOG_TAIL_LINES - 1).join("\n");
+      if (atBottom || !pre.dataset.seen) { pre.scrollTop = pre.scrollHeight; pre.dataset.seen = "1"; }
+    });
+  }
+
   function afterSwap(root) {
+    trimLogs();
     localise(root);
     applyAccess(document);
     markPresence();
