@@ -122,6 +122,7 @@ def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
                 is_gate=bool(parsed_step.gates),
             )
             _store_step_content(step, parsed_step)
+            _apply_action_block(step, parsed_step)
     TemplateTimelineEntry.objects.bulk_create(
         TemplateTimelineEntry(
             version=version,
@@ -177,6 +178,47 @@ def _store_step_content(step: TemplateStep, parsed_step: ParsedStep) -> None:
     )
 
 
+ACTION_FENCE = "warroom"
+
+
+def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
+    """A fenced block tagged ``warroom`` on a step defines its automated action, e.g.
+
+        ```warroom
+        {"action": "smoke", "checks": [{"type": "http", "url": "{base_url}/health"}]}
+        ```
+
+    The block stays in the step as code (so export keeps it); a bad one fails the
+    import naming its line.
+    """
+    import json
+
+    from django.core.exceptions import ValidationError
+
+    from rollouts.actions import validate_action
+
+    blocks = [b for b in parsed_step.code_blocks if b.info.strip().split(" ")[0].lower() == ACTION_FENCE]
+    if not blocks:
+        return
+    if len(blocks) > 1:
+        raise RunbookImportError("A step can carry one warroom action block, this is the second.", line=blocks[1].line)
+    block = blocks[0]
+    try:
+        spec = json.loads(block.code)
+    except ValueError as exc:
+        raise RunbookImportError(f"The warroom action block is not valid JSON ({exc}).", line=block.line) from None
+    if not isinstance(spec, dict) or "action" not in spec:
+        raise RunbookImportError('The warroom block needs an "action".', line=block.line)
+    action = spec.pop("action")
+    try:
+        validate_action(action, spec)
+    except ValidationError as exc:
+        messages = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
+        raise RunbookImportError(messages, line=block.line) from None
+    step.action, step.action_config = action, spec
+    step.save(update_fields=["action", "action_config"])
+
+
 # --- back to Markdown ------------------------------------------------------------------
 
 
@@ -191,7 +233,7 @@ def version_to_parsed(version: RunbookVersion) -> ParsedRunbook:
             for item in items:
                 children.setdefault(item.parent_id, []).append(item)
 
-            def tree(item):
+            def tree(item, children=children):
                 return ParsedItem(
                     text=item.text,
                     checked=item.initially_checked,
