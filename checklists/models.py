@@ -24,6 +24,7 @@ class StepAction(models.TextChoices):
     MAINTENANCE_ON = "maintenance_on", "Maintenance mode on"
     MAINTENANCE_OFF = "maintenance_off", "Maintenance mode off"
     COMMAND = "command", "Command"
+    ROLLOUT = "rollout", "Traffic rollout"
 
 
 class Runbook(models.Model):

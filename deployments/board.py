@@ -186,6 +186,7 @@ def refresh_marker() -> str:
 
 def board_context(deployment_id: int) -> dict:
     from approvals.panels import load_approvals
+    from rollouts.panels import load_rollout
 
     board = load_board(deployment_id)
     return {
@@ -193,4 +194,5 @@ def board_context(deployment_id: int) -> dict:
         "d": board.deployment,
         "seq": live.current_seq(deployment_id),
         "approvals": load_approvals(deployment_id),
+        "rollout": load_rollout(deployment_id),
     }

@@ -143,8 +143,10 @@ def create_deployment(
                 CodeBlock(step=step, position=cb.position, info=cb.info, code=cb.code) for cb in template_step.code_blocks.all()
             )
     from approvals.services import setup_from_runbook
+    from rollouts.controller import setup_from_runbook as setup_rollout
 
     setup_from_runbook(deployment)
+    setup_rollout(deployment)
     Participant.objects.create(deployment=deployment, user=lead, is_lead=True)
     grant_participation(lead, deployment, is_lead=True)
     record_event(

@@ -39,6 +39,13 @@ def validate_action(action: str, config: dict) -> None:
         raise ValidationError({"action": f"Unknown action {action!r}: one of {', '.join(StepAction.values)}."})
     if not isinstance(config, dict):
         raise ValidationError({"action_config": "Must be an object."})
+    if action == StepAction.ROLLOUT:
+        from rollouts.controller import validate_plan
+
+        problems = validate_plan(config)
+        if problems:
+            raise ValidationError({"action_config": "; ".join(problems)})
+        return
     if action == StepAction.COMMAND and not isinstance(config.get("command"), str):
         raise ValidationError({"action_config": 'A command step names an admin-defined command: {"command": "restart"}.'})
     if action == StepAction.SMOKE:

@@ -188,3 +188,132 @@ class TaskLogLine(models.Model):
 
     def __str__(self):
         return f"{self.seq}: {self.text[:60]}"
+
+
+# --- traffic rollouts ----------------------------------------------------------------------
+
+
+class Strategy(models.TextChoices):
+    CANARY = "canary", "Canary stages"
+    BLUE_GREEN = "blue_green", "Blue-green switch"
+    ALL_AT_ONCE = "all_at_once", "All at once"
+
+
+class RouterKind(models.TextChoices):
+    NGINX = "nginx", "nginx upstream weights"
+    WEBHOOK = "webhook", "Webhook (HMAC-signed JSON)"
+    MANUAL = "manual", "Manual: a person changes it and confirms"
+
+
+class RolloutState(models.TextChoices):
+    DRAFT = "draft", "Not started"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting for a person to confirm the weight"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed: 100 % on the new version"
+    ABORTED = "aborted", "Aborted: traffic back on the stable version"
+
+
+class RolloutPlan(models.Model):
+    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, related_name="rollout")
+    step = models.ForeignKey(
+        Step,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The runbook step it belongs to: its role may operate it",
+    )
+    strategy = models.CharField(max_length=12, choices=Strategy.choices, default=Strategy.CANARY)
+    router = models.CharField(max_length=10, choices=RouterKind.choices, default=RouterKind.MANUAL)
+    router_config = models.JSONField(default=dict, blank=True)
+    sample_seconds = models.PositiveIntegerField(default=30, help_text="How often gates are sampled")
+    state = models.CharField(max_length=10, choices=RolloutState.choices, default=RolloutState.DRAFT)
+    stage_index = models.IntegerField(default=-1, help_text="-1: not started")
+    stage_started_at = models.DateTimeField(null=True, blank=True)
+    applied_weight = models.PositiveSmallIntegerField(default=0, help_text="Canary weight the router last confirmed")
+    last_sample_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True, help_text="Why it paused or aborted, in words")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"Rollout of {self.deployment}"
+
+    @property
+    def current_stage(self):
+        stages = list(self.stages.all())
+        return stages[self.stage_index] if 0 <= self.stage_index < len(stages) else None
+
+
+class Stage(models.Model):
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="stages")
+    position = models.PositiveSmallIntegerField()
+    weight = models.PositiveSmallIntegerField(help_text="Per cent of traffic on the new version")
+    hold_seconds = models.PositiveIntegerField(default=300)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "position"], name="uniq_stage_position"),
+            models.CheckConstraint(condition=models.Q(weight__lte=100), name="stage_weight_at_most_100"),
+        ]
+
+    def __str__(self):
+        return f"{self.weight} %"
+
+
+class SourceKind(models.TextChoices):
+    PROMETHEUS = "prometheus", "Prometheus query"
+    HTTP_JSON = "http_json", "HTTP JSON value"
+    MANUAL = "manual", "Read by a person"
+
+
+class MetricGate(models.Model):
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="gates")
+    name = models.CharField(max_length=80)
+    source = models.CharField(max_length=12, choices=SourceKind.choices)
+    source_config = models.JSONField(default=dict, blank=True, help_text='{"url", "query"} or {"url", "path"}')
+    comparator = models.CharField(max_length=2, choices=[("<", "<"), ("<=", "≤"), (">", ">"), (">=", "≥")], default="<")
+    threshold = models.FloatField()
+    unit = models.CharField(max_length=12, blank=True)
+    consecutive_bad = models.PositiveSmallIntegerField(default=1, help_text="Bad readings in a row that abort")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.name} {self.comparator} {self.threshold}{self.unit}"
+
+    def passes(self, value: float) -> bool:
+        return {
+            "<": value < self.threshold,
+            "<=": value <= self.threshold,
+            ">": value > self.threshold,
+            ">=": value >= self.threshold,
+        }[self.comparator]
+
+
+class ReadingStatus(models.TextChoices):
+    PASS = "pass", "Within threshold"
+    FAIL = "fail", "Over threshold"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+
+class MetricReading(models.Model):
+    gate = models.ForeignKey(MetricGate, on_delete=models.CASCADE, related_name="readings")
+    stage_index = models.IntegerField()
+    weight = models.PositiveSmallIntegerField()
+    value = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=ReadingStatus.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    taken_at = models.DateTimeField()
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["taken_at", "id"]
+        indexes = [models.Index(fields=["gate", "taken_at"])]
+
+    def __str__(self):
+        return f"{self.gate.name} = {self.value} ({self.status})"

@@ -35,3 +35,34 @@ def push_log_lines(run: TaskRun, first_seq: int, lines: list[str]) -> None:
     text = escape("\n".join(lines) + "\n")
     fragment = f'<pre hx-swap-oob="beforeend:#run-{run.pk}-log" data-first="{first_seq}" data-count="{len(lines)}">{text}</pre>'
     live.publish(run.deployment_id, [fragment])
+
+
+def load_rollout(deployment_id: int) -> dict | None:
+    from rollouts.charts import gate_chart
+    from rollouts.controller import recent_readings, rollback_phase
+    from rollouts.models import RolloutPlan
+
+    plan = RolloutPlan.objects.filter(deployment_id=deployment_id).select_related("step__role").first()
+    if plan is None:
+        return None
+    stages = list(plan.stages.all())
+    gates = list(plan.gates.all())
+    readings = list(recent_readings(plan))
+    latest = {}
+    for reading in readings:
+        latest[reading.gate_id] = reading
+    return {
+        "plan": plan,
+        "stages": stages,
+        "gates": [{"gate": g, "latest": latest.get(g.pk), "chart": gate_chart(g, readings)} for g in gates],
+        "rollback_phase": rollback_phase(deployment_id) if plan.state == "aborted" else None,
+        "is_demo": any("/demo/metrics" in str(g.source_config.get("url", "")) for g in gates),
+    }
+
+
+def render_rollout_push(deployment_id: int) -> list[str]:
+    from deployments.models import Deployment
+
+    deployment = Deployment.objects.get(pk=deployment_id)
+    context = {"d": deployment, "oob": True, "rollout": load_rollout(deployment_id)}
+    return [render_to_string(f"{TEMPLATE}#rollout", context), render_events(deployment)]

@@ -60,6 +60,8 @@ def start_run(step_id: int, actor, *, target_id: int | None = None) -> TaskRun:
         raise PermissionDenied(f"Only the {step.role.name if step.role else 'role holders'} or the lead may run this step.")
     if not step.action:
         raise InvalidChange("This step has no automated action.")
+    if step.action == StepAction.ROLLOUT:
+        raise InvalidChange("This step is a traffic rollout: start it from the rollout panel.")
     if deployment.is_finished:
         raise InvalidChange("This deployment is finished.")
     bindings = TargetBinding.objects.filter(deployment=deployment).select_related("target")

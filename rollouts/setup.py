@@ -64,6 +64,8 @@ def ensure_demo_target(*, base_url: str) -> Target:
     return save_target(target)
 
 
+DEMO_ROLLOUT_STEP = "Step 2.3"
+
 DEMO_ACTIONS = {
     "Step 1.1": ("backup", {}),
     "Step 2.1": ("maintenance_on", {}),
@@ -90,8 +92,11 @@ DEMO_ACTIONS = {
 }
 
 
-def apply_demo_actions(version) -> None:
+def apply_demo_actions(version, *, base_url: str) -> None:
+    from rollouts.demo import demo_plan
+
+    actions = {**DEMO_ACTIONS, DEMO_ROLLOUT_STEP: ("rollout", demo_plan(base_url))}
     for step in TemplateStep.objects.filter(phase__version=version):
-        for prefix, (action, config) in DEMO_ACTIONS.items():
+        for prefix, (action, config) in actions.items():
             if step.title.startswith(prefix) and step.action != action:
                 set_step_action(step, action, config)

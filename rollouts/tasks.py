@@ -12,6 +12,15 @@ def execute_run_task(*, run_id: int):
     return runs.execute_run(run_id)
 
 
+@shared_task(name="rollouts.tick_rollouts", ignore_result=True, expires=5)
+def tick_rollouts_task():
+    # Beat sends this every WARROOM_ROLLOUT_TICK_SECONDS; a tick that waited in the
+    # queue longer than a few seconds is stale and expires instead of piling up.
+    from rollouts.controller import tick_all
+
+    return tick_all()
+
+
 @shared_task(name="rollouts.reap_lost_runs", ignore_result=True)
 def reap_lost_runs_task():
     return runs.reap_lost_runs()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rollouts import views
+from rollouts import demo, views
 
 app_name = "rollouts"
 
@@ -8,4 +8,10 @@ urlpatterns = [
     path("deployments/<int:pk>/steps/<int:step_pk>/run/", views.start, name="start"),
     path("deployments/<int:pk>/runs/<int:run_pk>/cancel/", views.cancel, name="cancel"),
     path("deployments/<int:pk>/runs/<int:run_pk>/log.txt", views.log_download, name="log"),
+    path("deployments/<int:pk>/rollout/plan/", views.rollout_plan, name="plan"),
+    path("deployments/<int:pk>/rollout/gates/<int:gate_pk>/reading/", views.rollout_reading, name="reading"),
+    path("deployments/<int:pk>/rollout/<slug:verb>/", views.rollout_action, name="rollout"),
+    path("demo/metrics", demo.metrics, name="demo_metrics"),
+    path("demo/health", demo.set_health, name="demo_health"),
+    path("demo/router", demo.router, name="demo_router"),
 ]

@@ -56,3 +56,102 @@ def log_download(request, pk, run_pk):
     response = StreamingHttpResponse((line + "\n" for line in lines), content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-{run.action}.log"'
     return response
+
+
+# --- rollouts ------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def rollout_action(request, pk, verb):
+    from rollouts import controller
+    from rollouts.models import RolloutPlan
+
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    plan = RolloutPlan.objects.filter(deployment=deployment).first()
+    if plan is None:
+        raise Http404("This deployment has no rollout plan")
+    reason = request.POST.get("reason") or request.headers.get("HX-Prompt", "")
+    calls = {
+        "start": lambda: controller.start_rollout(plan.pk, request.user),
+        "confirm": lambda: controller.confirm_weight(plan.pk, request.user),
+        "pause": lambda: controller.pause_rollout(plan.pk, request.user, reason=reason),
+        "resume": lambda: controller.resume_rollout(plan.pk, request.user, reason=reason),
+        "promote": lambda: controller.promote_rollout(plan.pk, request.user, reason=reason),
+        "abort": lambda: controller.abort_rollout(plan.pk, request.user, reason=reason),
+    }
+    if verb not in calls:
+        raise Http404("Unknown rollout action")
+    return _act(calls[verb])
+
+
+@login_required
+@require_POST
+def rollout_reading(request, pk, gate_pk):
+    from rollouts import controller
+    from rollouts.models import MetricGate
+
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    if not MetricGate.objects.filter(plan__deployment=deployment, pk=gate_pk).exists():
+        raise Http404("No such gate")
+    try:
+        value = float(request.POST.get("value", "").replace(",", "."))
+    except ValueError:
+        return toast_response("The reading must be a number.", 400)
+    return _act(lambda: controller.enter_reading(gate_pk, request.user, value=value, note=request.POST.get("note", "")))
+
+
+@login_required
+def rollout_plan(request, pk):
+    """The lead edits the plan as JSON (the same format as the runbook's warroom block)."""
+    import json
+
+    from django.contrib import messages
+    from django.shortcuts import redirect, render
+
+    from deployments.permissions import access_for
+    from rollouts import controller
+    from rollouts.models import RolloutPlan
+
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    access = access_for(request.user, deployment)
+    plan = RolloutPlan.objects.filter(deployment=deployment).first()
+    text = request.POST.get("plan", "") if request.method == "POST" else json.dumps(plan_spec(plan), indent=2) if plan else ""
+    status = 200
+    if request.method == "POST":
+        if not access.is_lead:
+            return toast_response("Only the lead edits the rollout plan.", 403)
+        try:
+            spec = json.loads(text)
+            controller.define_plan(deployment, spec, step=plan.step if plan else None, actor=request.user)
+        except ValueError as exc:
+            messages.error(request, f"Not valid JSON: {exc}")
+            status = 400
+        except InvalidChange as exc:
+            messages.error(request, str(exc))
+            status = 400
+        else:
+            messages.success(request, "Rollout plan saved.")
+            return redirect("deployments:warroom", pk)
+    return render(request, "rollouts/plan.html", {"d": deployment, "access": access, "text": text}, status=status)
+
+
+def plan_spec(plan) -> dict:
+    return {
+        "strategy": plan.strategy,
+        "router": {"kind": plan.router, **plan.router_config},
+        "sample": plan.sample_seconds,
+        "stages": [{"weight": s.weight, "hold": s.hold_seconds} for s in plan.stages.all()],
+        "gates": [
+            {
+                "name": g.name,
+                "source": g.source,
+                **g.source_config,
+                "comparator": g.comparator,
+                "threshold": g.threshold,
+                "unit": g.unit,
+                "consecutive_bad": g.consecutive_bad,
+            }
+            for g in plan.gates.all()
+        ],
+    }

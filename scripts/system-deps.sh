@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages Warroom's test suite needs: Chromium (browser tests), pango and
-# fonts (WeasyPrint PDFs), poppler-utils (pdftotext/pdftoppm to check PDFs).
+# fonts (WeasyPrint PDFs), poppler-utils (pdftotext/pdftoppm to check PDFs), and the real
+# Prometheus and nginx that the rollout tests start.
 # As root on Debian/Ubuntu it installs what is missing; elsewhere it prints the
 # command and fails, so nobody runs a half-equipped suite by accident.
 set -euo pipefail
 
-PACKAGES=(chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils)
+PACKAGES=(chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils prometheus nginx-light)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -7,6 +7,7 @@ ImproperlyConfigured at start-up instead of being guessed at. See README.md
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -72,6 +73,11 @@ if not SECRET_KEY:
         key_file.write_text(secrets.token_urlsafe(64))
         key_file.chmod(0o600)
     SECRET_KEY = key_file.read_text().strip()
+
+if EMBEDDED_DEFAULT:
+    # The demo's traffic router verifies HMAC signatures (rollouts.demo); on a developer
+    # machine its secret is derived from the secret key, the same in every process.
+    os.environ.setdefault("WARROOM_DEMO_ROUTER_SECRET", hashlib.sha256(f"demo-router:{SECRET_KEY}".encode()).hexdigest())
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -252,7 +258,10 @@ WARROOM_RUN_KILL_GRACE_SECONDS = env_int("WARROOM_RUN_KILL_GRACE_SECONDS", 10, m
 if WARROOM_RUN_LOST_AFTER_SECONDS <= 2 * WARROOM_RUN_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("WARROOM_RUN_LOST_AFTER_SECONDS must be more than twice WARROOM_RUN_HEARTBEAT_SECONDS")
 
+WARROOM_ROLLOUT_TICK_SECONDS = env_int("WARROOM_ROLLOUT_TICK_SECONDS", 1, minimum=1)
+
 CELERY_BEAT_SCHEDULE = {
+    "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": WARROOM_ROLLOUT_TICK_SECONDS},
     "reap-lost-runs": {"task": "rollouts.reap_lost_runs", "schedule": env_int("WARROOM_REAP_SECONDS", 15, minimum=1)},
     "mark-late-steps": {"task": "deployments.mark_late_steps", "schedule": env_int("WARROOM_LATE_CHECK_SECONDS", 30, minimum=5)},
 }

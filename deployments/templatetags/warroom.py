@@ -48,6 +48,11 @@ def action_label(action: str) -> str:
 
 
 @register.filter
+def rest_of_100(value) -> int:
+    return 100 - int(value or 0)
+
+
+@register.filter
 def tclock(value, t0):
     """T-offset of a moment as the runbooks write it: T-01:30 or T+00:05."""
     if value is None or t0 is None:

@@ -6,95 +6,184 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('deployments', '0003_step_action_step_action_config'),
+        ("deployments", "0003_step_action_step_action_config"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Target',
+            name="Target",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=60, unique=True)),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('database_url_env', models.CharField(blank=True, help_text='Name of the environment variable holding the database URL (never the URL itself)', max_length=100)),
-                ('database_url_file', models.CharField(blank=True, help_text='Or: path of a file holding the database URL', max_length=500)),
-                ('base_url', models.URLField(blank=True, help_text='For smoke checks: {base_url} in check URLs')),
-                ('migrate_argv', models.JSONField(blank=True, default=list, help_text='e.g. ["npx", "prisma", "migrate", "deploy"]')),
-                ('migrate_cwd', models.CharField(blank=True, max_length=500)),
-                ('migrate_env', models.JSONField(blank=True, default=dict, help_text='Environment for the migration: {"NAME": "literal"}, {"NAME": "$ENV_VAR"} or {"DATABASE_URL": "@database_url"}')),
-                ('migrate_timeout_seconds', models.PositiveIntegerField(default=900)),
-                ('maintenance_file', models.CharField(blank=True, help_text='Touched for maintenance on, removed for off', max_length=500)),
-                ('maintenance_url', models.URLField(blank=True, help_text='Or: POSTed {"maintenance": true|false}')),
-                ('commands', models.JSONField(blank=True, default=dict, help_text='Named argv lists: {"restart": ["systemctl", "restart", "app"]}')),
-                ('backup_keep', models.PositiveSmallIntegerField(default=5, help_text='Backups kept per target')),
-                ('verify_restore', models.BooleanField(default=False, help_text='Test-restore each backup into a scratch database')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(max_length=60, unique=True)),
+                ("description", models.CharField(blank=True, max_length=300)),
+                (
+                    "database_url_env",
+                    models.CharField(
+                        blank=True,
+                        help_text="Name of the environment variable holding the database URL (never the URL itself)",
+                        max_length=100,
+                    ),
+                ),
+                (
+                    "database_url_file",
+                    models.CharField(blank=True, help_text="Or: path of a file holding the database URL", max_length=500),
+                ),
+                ("base_url", models.URLField(blank=True, help_text="For smoke checks: {base_url} in check URLs")),
+                (
+                    "migrate_argv",
+                    models.JSONField(blank=True, default=list, help_text='e.g. ["npx", "prisma", "migrate", "deploy"]'),
+                ),
+                ("migrate_cwd", models.CharField(blank=True, max_length=500)),
+                (
+                    "migrate_env",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Environment for the migration: {"NAME": "literal"}, {"NAME": "$ENV_VAR"} or {"DATABASE_URL": "@database_url"}',
+                    ),
+                ),
+                ("migrate_timeout_seconds", models.PositiveIntegerField(default=900)),
+                (
+                    "maintenance_file",
+                    models.CharField(blank=True, help_text="Touched for maintenance on, removed for off", max_length=500),
+                ),
+                ("maintenance_url", models.URLField(blank=True, help_text='Or: POSTed {"maintenance": true|false}')),
+                (
+                    "commands",
+                    models.JSONField(
+                        blank=True, default=dict, help_text='Named argv lists: {"restart": ["systemctl", "restart", "app"]}'
+                    ),
+                ),
+                ("backup_keep", models.PositiveSmallIntegerField(default=5, help_text="Backups kept per target")),
+                (
+                    "verify_restore",
+                    models.BooleanField(default=False, help_text="Test-restore each backup into a scratch database"),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='TaskRun',
+            name="TaskRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('backup', 'Database backup'), ('migrate', 'Migrations'), ('smoke', 'Smoke checks'), ('maintenance_on', 'Maintenance mode on'), ('maintenance_off', 'Maintenance mode off'), ('command', 'Command')], max_length=20)),
-                ('config', models.JSONField(blank=True, default=dict, help_text="The step's action settings at start")),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('timed_out', 'Timed out'), ('lost', 'Lost (worker died)')], default='queued', max_length=12)),
-                ('attempt', models.PositiveSmallIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('exit_code', models.IntegerField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, help_text='Why it failed, in words')),
-                ('result', models.JSONField(blank=True, default=dict, help_text='Artifacts and check results')),
-                ('log_line_count', models.PositiveIntegerField(default=0)),
-                ('log_tail', models.TextField(blank=True, help_text='The last lines, for the war room')),
-                ('deployment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='task_runs', to='deployments.deployment')),
-                ('started_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('step', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='task_runs', to='deployments.step')),
-                ('target', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='rollouts.target')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("backup", "Database backup"),
+                            ("migrate", "Migrations"),
+                            ("smoke", "Smoke checks"),
+                            ("maintenance_on", "Maintenance mode on"),
+                            ("maintenance_off", "Maintenance mode off"),
+                            ("command", "Command"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("config", models.JSONField(blank=True, default=dict, help_text="The step's action settings at start")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                            ("timed_out", "Timed out"),
+                            ("lost", "Lost (worker died)"),
+                        ],
+                        default="queued",
+                        max_length=12,
+                    ),
+                ),
+                ("attempt", models.PositiveSmallIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("exit_code", models.IntegerField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, help_text="Why it failed, in words")),
+                ("result", models.JSONField(blank=True, default=dict, help_text="Artifacts and check results")),
+                ("log_line_count", models.PositiveIntegerField(default=0)),
+                ("log_tail", models.TextField(blank=True, help_text="The last lines, for the war room")),
+                (
+                    "deployment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="task_runs", to="deployments.deployment"
+                    ),
+                ),
+                (
+                    "started_by",
+                    models.ForeignKey(
+                        null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="task_runs", to="deployments.step"
+                    ),
+                ),
+                (
+                    "target",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="runs", to="rollouts.target"),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='TaskLogLine',
+            name="TaskLogLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveIntegerField()),
-                ('text', models.TextField()),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='log_lines', to='rollouts.taskrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("seq", models.PositiveIntegerField()),
+                ("text", models.TextField()),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="log_lines", to="rollouts.taskrun"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'seq'],
+                "ordering": ["run", "seq"],
             },
         ),
         migrations.CreateModel(
-            name='TargetBinding',
+            name="TargetBinding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('deployment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='target_bindings', to='deployments.deployment')),
-                ('target', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='bindings', to='rollouts.target')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "deployment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="target_bindings", to="deployments.deployment"
+                    ),
+                ),
+                (
+                    "target",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="bindings", to="rollouts.target"),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('deployment', 'target'), name='uniq_target_binding')],
+                "constraints": [models.UniqueConstraint(fields=("deployment", "target"), name="uniq_target_binding")],
             },
         ),
         migrations.AddIndex(
-            model_name='taskrun',
-            index=models.Index(fields=['state', 'heartbeat_at'], name='rollouts_ta_state_71bcda_idx'),
+            model_name="taskrun",
+            index=models.Index(fields=["state", "heartbeat_at"], name="rollouts_ta_state_71bcda_idx"),
         ),
         migrations.AddConstraint(
-            model_name='tasklogline',
-            constraint=models.UniqueConstraint(fields=('run', 'seq'), name='uniq_log_line_seq'),
+            model_name="tasklogline",
+            constraint=models.UniqueConstraint(fields=("run", "seq"), name="uniq_log_line_seq"),
         ),
     ]

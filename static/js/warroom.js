@@ -86,6 +86,11 @@
       var mine = gate.querySelector('.vote[data-voter="' + v.id + '"]');
       gate.classList.toggle("voted", !!mine && !mine.classList.contains("stale"));
     });
+    document.querySelectorAll(".rollout-panel").forEach(function (panel) {
+      var role = panel.dataset.role;
+      var mayOperate = v.lead || (role && v.roles.indexOf(role) >= 0);
+      panel.querySelectorAll(".act").forEach(function (b) { b.hidden = !mayOperate; });
+    });
     document.querySelectorAll(".approvals li[data-role]").forEach(function (li) {
       var role = li.dataset.role;
       var mayGive = role ? v.roles.indexOf(role) >= 0 : v.lead;

@@ -64,7 +64,7 @@ class Command(BaseCommand):
 
         port = os.environ.get("WARROOM_PORT", "8000")
         target = setup.ensure_demo_target(base_url=f"http://127.0.0.1:{port}")
-        setup.apply_demo_actions(versions["expense-accounts-procedure"])
+        setup.apply_demo_actions(versions["expense-accounts-procedure"], base_url=f"http://127.0.0.1:{port}")
 
         if not Deployment.objects.filter(name=DEMO_DEPLOYMENT).exists():
             version = versions["expense-accounts-procedure"]

@@ -1,0 +1,98 @@
+"""The demo's pretend production: a metrics source and a traffic router inside Warroom.
+
+`make run` serves them, so the demo deployment's rollout reads real HTTP metrics and
+moves "traffic" through a real HMAC-signed webhook — and the lead can push the error
+rate into the red to watch the automatic abort.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import random
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from deployments import live
+from deployments.views import toast_response
+
+SECRET_ENV = "WARROOM_DEMO_ROUTER_SECRET"  # noqa: S105 (the variable's name, not a secret)
+_ERROR_KEY = "warroom:demo:error_rate"
+_WEIGHTS_KEY = "warroom:demo:weights"
+HEALTHY_ERROR_RATE = 0.2
+RED_ERROR_RATE = 4.5
+
+
+@require_GET
+def metrics(request):
+    """Current demo numbers: error rate and p95 latency of the 'new version'."""
+    error_rate = float(live.redis_client().get(_ERROR_KEY) or HEALTHY_ERROR_RATE)
+    latency = 180 + random.uniform(-20, 20) + (400 if error_rate > 1 else 0)  # noqa: S311 (demo jitter)
+    return JsonResponse(
+        {
+            "error_rate_percent": round(error_rate + random.uniform(0, 0.05), 3),  # noqa: S311
+            "p95_latency_ms": round(latency, 1),
+        }
+    )
+
+
+@login_required
+@require_POST
+def set_health(request):
+    """The demo's red button: make the new version fail (or heal it)."""
+    healthy = request.POST.get("healthy") == "1"
+    live.redis_client().set(_ERROR_KEY, HEALTHY_ERROR_RATE if healthy else RED_ERROR_RATE)
+    return toast_response(f"Demo error rate set to {HEALTHY_ERROR_RATE if healthy else RED_ERROR_RATE} %", 200)
+
+
+@csrf_exempt  # a machine-to-machine webhook: authenticated by its HMAC signature, not a cookie
+@require_http_methods(["GET", "POST"])
+def router(request):
+    if request.method == "GET":
+        return JsonResponse(json.loads(live.redis_client().get(_WEIGHTS_KEY) or '{"new": 0, "stable": 100}'))
+    secret = os.environ.get(SECRET_ENV, "").encode()
+    expected = "sha256=" + hmac.new(secret, request.body, hashlib.sha256).hexdigest()
+    if not secret or not hmac.compare_digest(expected, request.headers.get("X-Warroom-Signature", "")):
+        return HttpResponse("bad signature", status=403)
+    try:
+        weights = json.loads(request.body)["weights"]
+    except (ValueError, KeyError, TypeError):
+        return HttpResponse("malformed body", status=400)
+    live.redis_client().set(_WEIGHTS_KEY, json.dumps(weights))
+    return JsonResponse({"ok": True, **weights})
+
+
+def demo_plan(base_url: str) -> dict:
+    return {
+        "strategy": "canary",
+        "router": {"kind": "webhook", "url": f"{base_url}/demo/router", "secret_env": SECRET_ENV},
+        "sample": 5,
+        "stages": [{"weight": 10, "hold": "60s"}, {"weight": 50, "hold": "60s"}, {"weight": 100, "hold": "30s"}],
+        "gates": [
+            {
+                "name": "error_rate",
+                "source": "http_json",
+                "url": f"{base_url}/demo/metrics",
+                "path": "error_rate_percent",
+                "comparator": "<",
+                "threshold": 1,
+                "unit": "%",
+                "consecutive_bad": 2,
+            },
+            {
+                "name": "p95_latency",
+                "source": "http_json",
+                "url": f"{base_url}/demo/metrics",
+                "path": "p95_latency_ms",
+                "comparator": "<",
+                "threshold": 500,
+                "unit": "ms",
+                "consecutive_bad": 2,
+            },
+        ],
+    }
