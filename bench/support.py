@@ -208,3 +208,33 @@ def celery_worker(name: str = "benchworker", concurrency: int = 2):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def celery_beat():
+    """Celery beat with its own schedule file: drives the rollout controller's ticks."""
+    workdir = tempfile.mkdtemp(prefix="bench-beat-")
+    log = open(os.path.join(workdir, "beat.log"), "w")  # noqa: SIM115 (closed with the process)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "warroom",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            os.path.join(workdir, "schedule"),
+        ],
+        cwd=BASE_DIR,
+        env=child_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -48,6 +48,19 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_float(name: str, default: float, *, minimum: float = 0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -258,7 +271,8 @@ WARROOM_RUN_KILL_GRACE_SECONDS = env_int("WARROOM_RUN_KILL_GRACE_SECONDS", 10, m
 if WARROOM_RUN_LOST_AFTER_SECONDS <= 2 * WARROOM_RUN_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("WARROOM_RUN_LOST_AFTER_SECONDS must be more than twice WARROOM_RUN_HEARTBEAT_SECONDS")
 
-WARROOM_ROLLOUT_TICK_SECONDS = env_int("WARROOM_ROLLOUT_TICK_SECONDS", 1, minimum=1)
+# How often the rollout controller looks at running rollouts (sampling itself follows each plan).
+WARROOM_ROLLOUT_TICK_SECONDS = env_float("WARROOM_ROLLOUT_TICK_SECONDS", 0.5, minimum=0.1)
 
 CELERY_BEAT_SCHEDULE = {
     "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": WARROOM_ROLLOUT_TICK_SECONDS},
