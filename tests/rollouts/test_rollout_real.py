@@ -69,7 +69,7 @@ def _wait(predicate, timeout, what):
         if value:
             return value
         time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 def test_canary_aborts_on_prometheus_error_rate_and_nginx_follows(crew, celery_worker, process_env, tmp_path):
@@ -103,13 +103,17 @@ def test_canary_aborts_on_prometheus_error_rate_and_nginx_follows(crew, celery_w
             },
             actor=people["lead"],
         )
-        # Prometheus needs a few scrapes before rate() has an answer.
-        time.sleep(5)
+        # Prometheus needs a few scrapes before rate() has an answer: wait for one.
+        _wait(lambda: controller.metrics.sample(plan.gates.get()).value is not None, 60, "Prometheus to answer the query")
         controller.start_rollout(plan.pk, people["lead"])
 
         _wait(lambda: RolloutPlan.objects.get(pk=plan.pk).applied_weight == 5, 30, "5 %")
         assert nginx.split(100) == {"stable": 95, "canary": 5}
-        _wait(lambda: RolloutPlan.objects.get(pk=plan.pk).applied_weight == 25, 60, "25 %")
+        _wait(
+            lambda: RolloutPlan.objects.get(pk=plan.pk).applied_weight == 25,
+            60,
+            lambda: f"25 % (plan is {RolloutPlan.objects.get(pk=plan.pk).state}: {RolloutPlan.objects.get(pk=plan.pk).reason})",
+        )
         assert nginx.split(100) == {"stable": 75, "canary": 25}
 
         traffic.failing = True  # the error counter climbs at 25 %
