@@ -19,7 +19,7 @@
         ? { hour: "2-digit", minute: "2-digit" }
         : { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short" };
       var local = when.toLocaleString(undefined, opts);
-      if (el.dataset.local === "both") {
+      if (el.dataset.local === "both" && when.getTimezoneOffset() !== 0) {
         local += " (" + pad(when.getUTCHours()) + ":" + pad(when.getUTCMinutes()) + " UTC)";
       }
       el.textContent = local;
@@ -233,5 +233,23 @@
       if (!("WebSocket" in window)) { setConn("No live connection: updating every few seconds", "warn"); startPolling(); }
       else setTimeout(function () { if (!live.open) { setConn("No live connection: updating every few seconds", "warn"); startPolling(); } }, 4000);
     }
+  });
+})();
+
+/* A fragment swapped in by htmx keeps the disclosure widgets (<details id=…>) that were
+ * open in the part it replaces, so an edit does not fold up the editor being used. */
+(function () {
+  "use strict";
+  var openIds = [];
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail.target;
+    openIds = target ? Array.prototype.map.call(target.querySelectorAll("details[open][id]"), function (d) { return d.id; }) : [];
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    openIds.forEach(function (id) {
+      var details = document.getElementById(id);
+      if (details) details.open = true;
+    });
+    openIds = [];
   });
 })();

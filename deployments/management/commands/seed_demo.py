@@ -26,7 +26,7 @@ USERS = {
     "po": ("Pat", "Owner", ("product owner",)),
     "qa": ("Quinn", "Assurance", ("qa",)),
     "devops": ("Devi", "Ops", ("devops",)),
-    "dba": ("Dana", "Base", ("dba", "database")),
+    "dba": ("Dana", "Base", ("dba", "database", "security")),
     "outsider": ("Otto", "Stranger", ()),
 }
 
