@@ -46,7 +46,7 @@ async def _ticks(base_url, deployment_id, sessions, ticker_session, items):
 def run():
     from deployments.models import Item
 
-    deployment, lead, members = make_crew(CLIENTS, items=50, label=f"tick{int(time.time())}")
+    deployment, _lead, members = make_crew(CLIENTS, items=50, label=f"tick{int(time.time())}")
     sessions = [session_for(user) for user in members]
     items = list(Item.objects.filter(deployment=deployment).order_by("pk").values_list("pk", "revision"))
     with daphne_server() as base_url:
