@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -11,20 +10,7 @@ from approvals import services
 from approvals.models import ApiToken, Gate, GateRule, RequiredApproval
 from deployments.permissions import PermissionDenied, access_for, get_visible_deployment_or_404
 from deployments.services import InvalidChange
-from deployments.views import done_response, toast_response
-
-
-def _act(deployment, call):
-    """Run a service call; the refreshed panel arrives by the live push, a refusal comes back in words."""
-    try:
-        call()
-    except InvalidChange as exc:
-        return toast_response(str(exc), 400)
-    except PermissionDenied as exc:
-        return toast_response(str(exc), 403)
-    except ObjectDoesNotExist:
-        raise Http404("Not found") from None
-    return done_response()
+from deployments.views import service_response, toast_response
 
 
 def _prompt(request, field):
@@ -38,8 +24,7 @@ def give(request, pk, approval_pk):
     approval = RequiredApproval.objects.filter(deployment=deployment, pk=approval_pk).first()
     if approval is None:
         raise Http404("No such approval")
-    return _act(
-        deployment,
+    return service_response(
         lambda: services.give_approval(
             approval.pk, request.user, statement=_prompt(request, "statement"), comment=request.POST.get("comment", "")
         ),
@@ -53,7 +38,7 @@ def withdraw(request, pk, approval_pk):
     approval = RequiredApproval.objects.filter(deployment=deployment, pk=approval_pk).first()
     if approval is None:
         raise Http404("No such approval")
-    return _act(deployment, lambda: services.withdraw_approval(approval.pk, request.user, reason=_prompt(request, "reason")))
+    return service_response(lambda: services.withdraw_approval(approval.pk, request.user, reason=_prompt(request, "reason")))
 
 
 def _gate_or_404(deployment, gate_pk):
@@ -68,8 +53,7 @@ def _gate_or_404(deployment, gate_pk):
 def vote(request, pk, gate_pk):
     deployment = get_visible_deployment_or_404(request.user, pk)
     gate = _gate_or_404(deployment, gate_pk)
-    return _act(
-        deployment,
+    return service_response(
         lambda: services.cast_vote(gate.pk, request.user, request.POST.get("choice", ""), reason=_prompt(request, "reason")),
     )
 
@@ -79,8 +63,7 @@ def vote(request, pk, gate_pk):
 def close(request, pk, gate_pk):
     deployment = get_visible_deployment_or_404(request.user, pk)
     gate = _gate_or_404(deployment, gate_pk)
-    return _act(
-        deployment,
+    return service_response(
         lambda: services.close_gate_early(
             gate.pk, request.user, request.POST.get("decision", ""), reason=_prompt(request, "reason")
         ),

@@ -41,6 +41,20 @@ def done_response() -> HttpResponse:
     return HttpResponse(status=204)
 
 
+def service_response(call) -> HttpResponse:
+    """Run one service call for an htmx action: 204 when done (the push shows the result),
+    a 400/403 with the refusal in words, 404 for what the person may not see."""
+    try:
+        call()
+    except services.InvalidChange as exc:
+        return toast_response(str(exc), 400)
+    except PermissionDenied as exc:
+        return toast_response(str(exc), 403)
+    except ObjectDoesNotExist:
+        raise Http404("Not found") from None
+    return done_response()
+
+
 def fragments_response(fragments: list[str], *, toast: str | None = None) -> HttpResponse:
     response = HttpResponse("".join(fragments))
     if toast:

@@ -1,26 +1,13 @@
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, StreamingHttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments.models import Step
-from deployments.permissions import PermissionDenied, get_visible_deployment_or_404
+from deployments.permissions import get_visible_deployment_or_404
 from deployments.services import InvalidChange
-from deployments.views import done_response, toast_response
+from deployments.views import service_response, toast_response
 from rollouts import runs
 from rollouts.models import TaskLogLine, TaskRun
-
-
-def _act(call):
-    try:
-        call()
-    except InvalidChange as exc:
-        return toast_response(str(exc), 400)
-    except PermissionDenied as exc:
-        return toast_response(str(exc), 403)
-    except ObjectDoesNotExist:
-        raise Http404("Not found") from None
-    return done_response()
 
 
 @login_required
@@ -32,7 +19,7 @@ def start(request, pk, step_pk):
     target = request.POST.get("target")
     if target is not None and not target.isdigit():
         return toast_response("Malformed target id.", 400)
-    return _act(lambda: runs.start_run(step_pk, request.user, target_id=int(target) if target else None))
+    return service_response(lambda: runs.start_run(step_pk, request.user, target_id=int(target) if target else None))
 
 
 @login_required
@@ -41,7 +28,7 @@ def cancel(request, pk, run_pk):
     deployment = get_visible_deployment_or_404(request.user, pk)
     if not TaskRun.objects.filter(deployment=deployment, pk=run_pk).exists():
         raise Http404("No such run")
-    return _act(lambda: runs.cancel_run(run_pk, request.user))
+    return service_response(lambda: runs.cancel_run(run_pk, request.user))
 
 
 @login_required
@@ -82,7 +69,7 @@ def rollout_action(request, pk, verb):
     }
     if verb not in calls:
         raise Http404("Unknown rollout action")
-    return _act(calls[verb])
+    return service_response(calls[verb])
 
 
 @login_required
@@ -98,7 +85,9 @@ def rollout_reading(request, pk, gate_pk):
         value = float(request.POST.get("value", "").replace(",", "."))
     except ValueError:
         return toast_response("The reading must be a number.", 400)
-    return _act(lambda: controller.enter_reading(gate_pk, request.user, value=value, note=request.POST.get("note", "")))
+    return service_response(
+        lambda: controller.enter_reading(gate_pk, request.user, value=value, note=request.POST.get("note", ""))
+    )
 
 
 @login_required
