@@ -214,7 +214,7 @@ def celery_worker(name: str = "benchworker", concurrency: int = 2):
 def celery_beat():
     """Celery beat with its own schedule file: drives the rollout controller's ticks."""
     workdir = tempfile.mkdtemp(prefix="bench-beat-")
-    log = open(os.path.join(workdir, "beat.log"), "w")  # noqa: SIM115 (closed with the process)
+    log = open(os.path.join(workdir, "beat.log"), "w")
     proc = subprocess.Popen(
         [
             sys.executable,
