@@ -36,6 +36,7 @@ from checklists.parsing import (
     ParsedTimelineEntry,
     RunbookImportError,
     parse_runbook,
+    reading_order,
 )
 from checklists.rendering import render_markdown
 
@@ -92,18 +93,17 @@ def import_runbook(
 
 
 def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
+    # The roles are the parser's catalogue. Steps and timeline rows name one of them (in any
+    # case) or none: "All" or "-" in a timeline's owner column is not a role anyone holds.
     roles: dict[str, TemplateRole] = {}
+    for name in parsed.roles:
+        key = name.strip().casefold()
+        if key and key not in roles:
+            roles[key] = TemplateRole.objects.create(version=version, name=name.strip()[:120], position=len(roles))
 
     def role_for(name: str | None) -> TemplateRole | None:
-        if not name:
-            return None
-        key = name.strip().casefold()
-        if key not in roles:
-            roles[key] = TemplateRole.objects.create(version=version, name=name.strip()[:120], position=len(roles))
-        return roles[key]
+        return roles.get(name.strip().casefold()) if name else None
 
-    for name in parsed.roles:
-        role_for(name)
     for p_index, parsed_phase in enumerate(parsed.phases):
         phase = TemplatePhase.objects.create(
             version=version, position=p_index, title=parsed_phase.title[:500], description=parsed_phase.description
@@ -120,6 +120,8 @@ def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
                 duration_min_minutes=parsed_step.duration_min_minutes,
                 duration_max_minutes=parsed_step.duration_max_minutes,
                 is_gate=bool(parsed_step.gates),
+                section=(parsed_step.section or "")[:500],
+                implicit=parsed_step.implicit,
             )
             _store_step_content(step, parsed_step)
             _apply_action_block(step, parsed_step)
@@ -139,43 +141,77 @@ def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
 
 
 def _store_step_content(step: TemplateStep, parsed_step: ParsedStep) -> None:
-    """Items keep their source order, whatever their kind, so the war room reads like the runbook."""
+    """Items, fields, choices, gates and code blocks share one position sequence in reading order.
+
+    That is the order render_markdown writes a step in (parsing.reading_order), so the war
+    room reads like the runbook and an export puts everything back where it was. A fill-in
+    written on a checkbox line (``on_item``) follows that checkbox's tree and is flagged, so
+    the export writes it once, with the checkbox text, and not again on a line of its own.
+    Rows are inserted one tree level at a time: children need their parent's id.
+    """
+    order = reading_order(parsed_step.items)
+    entries: list[tuple[tuple[int, int, int], int, object]] = [
+        ((tree, 0, 0), 0, item) for tree, item in enumerate(parsed_step.items, 1)
+    ]
+    for kind_order, elements in enumerate(
+        (parsed_step.fields, parsed_step.choices, parsed_step.gates, parsed_step.code_blocks), 1
+    ):
+        entries += [(order(e.line, getattr(e, "on_item", False)), kind_order, e) for e in elements]
+    entries.sort(key=lambda entry: entry[:2])
+
+    levels: list[list[tuple[TemplateItem, TemplateItem | None]]] = []
+    code_blocks: list[TemplateCodeBlock] = []
     position = 0
 
-    def add(kind, text, *, parent=None, number="", checked=False, options=()):
+    def add(row: TemplateItem, parent: TemplateItem | None = None, depth: int = 0) -> TemplateItem:
         nonlocal position
+        row.step, row.position = step, position
         position += 1
-        return TemplateItem.objects.create(
-            step=step,
-            parent=parent,
-            position=position,
-            kind=kind,
-            text=text,
-            number=(number or "")[:40],
-            initially_checked=checked,
-            options=list(options),
+        while len(levels) <= depth:
+            levels.append([])
+        levels[depth].append((row, parent))
+        return row
+
+    def add_tree(parsed_item: ParsedItem, parent: TemplateItem | None = None, depth: int = 0) -> None:
+        node = add(
+            TemplateItem(
+                kind=ItemKind.CHECK,
+                text=parsed_item.text,
+                number=(parsed_item.number or "")[:40],
+                initially_checked=parsed_item.checked,
+                group=parsed_item.group or "",
+            ),
+            parent,
+            depth,
         )
-
-    def add_tree(parsed_item: ParsedItem, parent=None):
-        node = add(ItemKind.CHECK, parsed_item.text, parent=parent, number=parsed_item.number, checked=parsed_item.checked)
         for child in parsed_item.children:
-            add_tree(child, node)
+            add_tree(child, node, depth + 1)
 
-    entries = [(i.line, 0, i) for i in parsed_step.items] + [(f.line, 1, f) for f in parsed_step.fields]
-    entries += [(c.line, 2, c) for c in parsed_step.choices] + [(g.line, 3, g) for g in parsed_step.gates]
-    for _line, _order, entry in sorted(entries, key=lambda e: (e[0], e[1])):
+    for _key, _kind, entry in entries:
         if isinstance(entry, ParsedItem):
             add_tree(entry)
         elif isinstance(entry, ParsedField):
-            add(ItemKind.FIELD, entry.label)
-        elif isinstance(entry, ParsedGate):
-            add(ItemKind.GATE, entry.label, options=entry.options)
+            add(TemplateItem(kind=ItemKind.FIELD, text=entry.label, hint=entry.hint[:300], on_item=entry.on_item))
+        elif isinstance(entry, ParsedChoice | ParsedGate):
+            add(
+                TemplateItem(
+                    kind=ItemKind.GATE if isinstance(entry, ParsedGate) else ItemKind.CHOICE,
+                    text=entry.label,
+                    options=list(entry.options),
+                    option_notes=list(entry.notes),
+                    selected=list(entry.selected),
+                    on_item=entry.on_item,
+                )
+            )
         else:
-            add(ItemKind.CHOICE, entry.label, options=entry.options)
-    TemplateCodeBlock.objects.bulk_create(
-        TemplateCodeBlock(step=step, position=index, info=block.info[:100], code=block.code)
-        for index, block in enumerate(parsed_step.code_blocks)
-    )
+            assert isinstance(entry, ParsedCodeBlock)
+            code_blocks.append(TemplateCodeBlock(step=step, position=position, info=entry.info[:100], code=entry.code))
+            position += 1
+    for level in levels:
+        for row, parent in level:
+            row.parent = parent
+        TemplateItem.objects.bulk_create([row for row, _parent in level])
+    TemplateCodeBlock.objects.bulk_create(code_blocks)
 
 
 ACTION_FENCE = "warroom"
@@ -223,26 +259,59 @@ def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
 
 
 def version_to_parsed(version: RunbookVersion) -> ParsedRunbook:
-    """The stored template as the parser's structure, so one renderer serves both."""
+    """The stored template as the parser's structure, so one renderer serves both.
+
+    Positions stand in for source lines: they are in reading order (see
+    _store_step_content), which is all the renderer needs to interleave items, fill-ins
+    and code. A fill-in flagged ``on_item`` reads with the checkbox before it.
+    """
     phases = []
     for phase in version.phases.prefetch_related("steps__items", "steps__code_blocks", "steps__role"):
         steps = []
         for step in phase.steps.all():
             items = list(step.items.all())
-            children: dict[int, list[TemplateItem]] = {}
+            children: dict[int | None, list[TemplateItem]] = {}
             for item in items:
-                children.setdefault(item.parent_id, []).append(item)
+                if item.kind == ItemKind.CHECK:
+                    children.setdefault(item.parent_id, []).append(item)
 
             def tree(item, children=children):
                 return ParsedItem(
                     text=item.text,
                     checked=item.initially_checked,
                     number=item.number or None,
-                    line=0,
+                    line=item.position + 1,
                     children=[tree(c) for c in children.get(item.pk, [])],
+                    group=item.group or None,
                 )
 
-            roots = children.get(None, [])
+            fields, choices, gates = [], [], []
+            checkbox_line = 0
+            for item in items:
+                line = item.position + 1
+                if item.kind == ItemKind.CHECK:
+                    checkbox_line = line
+                    continue
+                if item.on_item and checkbox_line:
+                    line = checkbox_line
+                if item.kind == ItemKind.FIELD:
+                    fields.append(ParsedField(label=item.text, line=line, hint=item.hint, on_item=item.on_item))
+                else:
+                    kind = ParsedGate if item.kind == ItemKind.GATE else ParsedChoice
+                    (gates if kind is ParsedGate else choices).append(
+                        kind(
+                            label=item.text,
+                            options=list(item.options),
+                            line=line,
+                            selected=list(item.selected),
+                            notes=list(item.option_notes),
+                            on_item=item.on_item,
+                        )
+                    )
+            roots = [tree(item) for item in children.get(None, [])]
+            order = reading_order(roots)
+            for elements in (fields, choices, gates):
+                elements.sort(key=lambda element, order=order: order(element.line, element.on_item))
             steps.append(
                 ParsedStep(
                     title=step.title,
@@ -253,13 +322,13 @@ def version_to_parsed(version: RunbookVersion) -> ParsedRunbook:
                     offset_minutes=step.offset_minutes,
                     duration_min_minutes=step.duration_min_minutes,
                     duration_max_minutes=step.duration_max_minutes,
-                    items=[tree(i) for i in roots if i.kind == ItemKind.CHECK],
-                    fields=[ParsedField(label=i.text, line=0) for i in roots if i.kind == ItemKind.FIELD],
-                    choices=[
-                        ParsedChoice(label=i.text, options=list(i.options), line=0) for i in roots if i.kind == ItemKind.CHOICE
-                    ],
-                    gates=[ParsedGate(label=i.text, options=list(i.options), line=0) for i in roots if i.kind == ItemKind.GATE],
-                    code_blocks=[ParsedCodeBlock(info=b.info, code=b.code, line=0) for b in step.code_blocks.all()],
+                    items=roots,
+                    fields=fields,
+                    choices=choices,
+                    gates=gates,
+                    code_blocks=[ParsedCodeBlock(info=b.info, code=b.code, line=b.position + 1) for b in step.code_blocks.all()],
+                    section=step.section or None,
+                    implicit=step.implicit,
                 )
             )
         phases.append(ParsedPhase(title=phase.title, line=0, description=phase.description, steps=steps))

@@ -100,6 +100,9 @@ class TemplateStep(models.Model):
     is_gate = models.BooleanField(default=False, help_text="A go/no-go decision point")
     action = models.CharField(max_length=20, choices=StepAction.choices, blank=True)
     action_config = models.JSONField(default=dict, blank=True, help_text="Smoke checks, command name, …")
+    # Where the step sat in the Markdown, so an export writes it back the same way.
+    section = models.CharField(max_length=500, blank=True, help_text="Title of the empty heading(s) above the step")
+    implicit = models.BooleanField(default=False, help_text="Made from content before the phase's first step heading")
 
     class Meta:
         ordering = ["position", "id"]
@@ -117,6 +120,12 @@ class TemplateItem(models.Model):
     number = models.CharField(max_length=40, blank=True)
     initially_checked = models.BooleanField(default=False)
     options = models.JSONField(default=list, blank=True)
+    # How the item was written, so an export writes it back the same way.
+    group = models.TextField(blank=True, help_text="Text of the unboxed list entry the checkbox sits under")
+    on_item = models.BooleanField(default=False, help_text="A blank or choice written on the checkbox line before it")
+    hint = models.CharField(max_length=300, blank=True, help_text="Text after a field's blank, e.g. “(date/time)”")
+    option_notes = models.JSONField(default=list, blank=True, help_text="Per option of a choice or gate, e.g. “(postpone)”")
+    selected = models.JSONField(default=list, blank=True, help_text="Options of a choice or gate ticked in the source")
 
     class Meta:
         ordering = ["position", "id"]

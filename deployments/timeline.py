@@ -46,12 +46,13 @@ def timeline_svg(deployment, steps, now) -> str:
     def x(moment) -> float:
         return LABEL_W + (_minutes(moment - t0) - lo) / span * CHART_W
 
+    title_id = f"timeline-title-{getattr(deployment, 'pk', None) or 'report'}"  # unique when several are on a page
     height = PAD_TOP + ROW * len(rows) + 10
     width = LABEL_W + CHART_W + 10
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-        f'role="img" aria-labelledby="timeline-title" class="timeline-svg" font-family="sans-serif" font-size="11">',
-        f'<title id="timeline-title">Planned (grey) vs actual (blue; red when late) for {len(rows)} steps</title>',
+        f'role="img" aria-labelledby="{title_id}" class="timeline-svg" font-family="sans-serif" font-size="11">',
+        f'<title id="{title_id}">Planned (grey) vs actual (blue; red when late) for {len(rows)} steps</title>',
     ]
     # Hour ticks relative to T-0.
     first_tick = int(lo // 60) * 60
@@ -63,7 +64,8 @@ def timeline_svg(deployment, steps, now) -> str:
             out.append(f'<text x="{tx:.1f}" y="{PAD_TOP - 10}" text-anchor="middle" fill="#555">{label}</text>')
     for index, (step, p_start, p_end, a_start, a_end) in enumerate(rows):
         y = PAD_TOP + index * ROW
-        title = escape(step.title[:48])
+        # 260 px of label holds about 40 characters: longer titles are shortened, the full one is the tooltip.
+        title = escape(step.title if len(step.title) <= 40 else step.title[:39] + "…")
         out.append(f'<text x="{LABEL_W - 6}" y="{y + 12}" text-anchor="end" fill="#222">{title}</text>')
         if p_start is not None:
             end = p_end or p_start + timedelta(minutes=1)

@@ -65,6 +65,7 @@ def run() -> int:
     password = os.environ.get("WARROOM_DEMO_PASSWORD", "warroom-demo")
 
     _manage("migrate", "--noinput")
+    _manage("ensure_signing_identity")  # a self-signed report-signing pair on first start, and says so
     _manage("seed_demo", "--password", password)
 
     run_dir = embedded.RUN_DIR

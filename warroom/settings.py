@@ -127,6 +127,7 @@ INSTALLED_APPS = [
     "deployments",
     "approvals",
     "rollouts",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -248,6 +249,35 @@ RUNBOOK_MAX_BYTES = env_int("WARROOM_RUNBOOK_MAX_BYTES", 5 * 1024 * 1024, minimu
 # Seconds between page polls when no websocket is available.
 WARROOM_POLL_SECONDS = env_int("WARROOM_POLL_SECONDS", 5, minimum=1)
 
+# --- reports: signed PDF, Markdown and JSON exports ------------------------------------
+# The signing identity: a PEM key + certificate pair, or one PKCS#12 file. With neither,
+# a self-signed pair is generated on first use under REPORT_SIGNING_DIR (and logged).
+REPORT_SIGNING_KEY = os.environ.get("WARROOM_SIGNING_KEY", "")
+REPORT_SIGNING_CERT = os.environ.get("WARROOM_SIGNING_CERT", "")
+REPORT_SIGNING_KEY_PASSWORD = os.environ.get("WARROOM_SIGNING_KEY_PASSWORD", "")
+REPORT_SIGNING_P12 = os.environ.get("WARROOM_SIGNING_P12", "")
+REPORT_SIGNING_P12_PASSWORD = os.environ.get("WARROOM_SIGNING_P12_PASSWORD", "")
+REPORT_SIGNING_DIR = Path(os.environ.get("WARROOM_SIGNING_DIR", embedded.RUN_DIR / "signing"))
+if bool(REPORT_SIGNING_KEY) != bool(REPORT_SIGNING_CERT):
+    raise ImproperlyConfigured("Set both WARROOM_SIGNING_KEY and WARROOM_SIGNING_CERT, or neither")
+if REPORT_SIGNING_P12 and REPORT_SIGNING_KEY:
+    raise ImproperlyConfigured("Set WARROOM_SIGNING_P12 or WARROOM_SIGNING_KEY/_CERT, not both")
+for _name, _path in [
+    ("WARROOM_SIGNING_KEY", REPORT_SIGNING_KEY),
+    ("WARROOM_SIGNING_CERT", REPORT_SIGNING_CERT),
+    ("WARROOM_SIGNING_P12", REPORT_SIGNING_P12),
+]:
+    if _path and not Path(_path).is_file():
+        raise ImproperlyConfigured(f"{_name}={_path!r}: no such file")
+# An RFC 3161 time-stamping authority; when set, every signature carries its timestamp.
+REPORT_TSA_URL = os.environ.get("WARROOM_TSA_URL", "").strip()
+if REPORT_TSA_URL and not REPORT_TSA_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"WARROOM_TSA_URL={REPORT_TSA_URL!r} must be an http:// or https:// URL")
+REPORT_PAPER = os.environ.get("WARROOM_REPORT_PAPER", "a4").strip().lower()
+if REPORT_PAPER not in {"a4", "letter"}:
+    raise ImproperlyConfigured(f"WARROOM_REPORT_PAPER={REPORT_PAPER!r}: use a4 or letter")
+REPORT_VERIFY_MAX_BYTES = env_int("WARROOM_REPORT_VERIFY_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -258,6 +288,8 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         "daphne": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING"},  # hundreds of progress lines per report at INFO
+        "fontTools": {"level": "WARNING"},
     },
 }
 

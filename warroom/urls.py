@@ -14,6 +14,7 @@ urlpatterns = [
     path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("deployments/", include("deployments.urls")),
     path("runbooks/", include("checklists.urls")),
+    path("reports/", include("reports.urls")),
     path("", include("approvals.urls")),
     path("", include("rollouts.urls")),
     path("admin/", admin.site.urls),

@@ -1,7 +1,21 @@
-from bench.cases import live_fanout, log_stream, vote_storm
+from bench.cases import (
+    import_case,
+    live_fanout,
+    log_stream,
+    report,
+    rollout_abort,
+    tick_fanout,
+    vote_storm,
+    warroom_render,
+)
 
 CASES = {
     "live_fanout": live_fanout.run,
+    "warroom_render": warroom_render.run,
+    "tick_fanout": tick_fanout.run,
+    "report": report.run,
     "vote_storm": vote_storm.run,
     "log_stream": log_stream.run,
+    "import": import_case.run,
+    "rollout_abort": rollout_abort.run,
 }

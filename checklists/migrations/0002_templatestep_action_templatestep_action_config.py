@@ -4,20 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('checklists', '0001_initial'),
+        ("checklists", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='templatestep',
-            name='action',
-            field=models.CharField(blank=True, choices=[('backup', 'Database backup'), ('migrate', 'Migrations'), ('smoke', 'Smoke checks'), ('maintenance_on', 'Maintenance mode on'), ('maintenance_off', 'Maintenance mode off'), ('command', 'Command')], max_length=20),
+            model_name="templatestep",
+            name="action",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("backup", "Database backup"),
+                    ("migrate", "Migrations"),
+                    ("smoke", "Smoke checks"),
+                    ("maintenance_on", "Maintenance mode on"),
+                    ("maintenance_off", "Maintenance mode off"),
+                    ("command", "Command"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.AddField(
-            model_name='templatestep',
-            name='action_config',
-            field=models.JSONField(blank=True, default=dict, help_text='Smoke checks, command name, …'),
+            model_name="templatestep",
+            name="action_config",
+            field=models.JSONField(blank=True, default=dict, help_text="Smoke checks, command name, …"),
         ),
     ]

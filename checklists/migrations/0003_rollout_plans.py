@@ -4,15 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('checklists', '0002_templatestep_action_templatestep_action_config'),
+        ("checklists", "0002_templatestep_action_templatestep_action_config"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='templatestep',
-            name='action',
-            field=models.CharField(blank=True, choices=[('backup', 'Database backup'), ('migrate', 'Migrations'), ('smoke', 'Smoke checks'), ('maintenance_on', 'Maintenance mode on'), ('maintenance_off', 'Maintenance mode off'), ('command', 'Command'), ('rollout', 'Traffic rollout')], max_length=20),
+            model_name="templatestep",
+            name="action",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("backup", "Database backup"),
+                    ("migrate", "Migrations"),
+                    ("smoke", "Smoke checks"),
+                    ("maintenance_on", "Maintenance mode on"),
+                    ("maintenance_off", "Maintenance mode off"),
+                    ("command", "Command"),
+                    ("rollout", "Traffic rollout"),
+                ],
+                max_length=20,
+            ),
         ),
     ]

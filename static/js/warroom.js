@@ -245,11 +245,32 @@
     var target = e.detail.target;
     openIds = target ? Array.prototype.map.call(target.querySelectorAll("details[open][id]"), function (d) { return d.id; }) : [];
   });
-  document.addEventListener("htmx:afterSwap", function () {
+  // After settling: htmx has wired the new content by then, so a reopened panel that loads
+  // its content on "toggle" does load it.
+  document.addEventListener("htmx:afterSettle", function () {
     openIds.forEach(function (id) {
       var details = document.getElementById(id);
       if (details) details.open = true;
     });
     openIds = [];
+  });
+})();
+
+/* Incidents and communications: role holders (and the lead) raise, update and
+ * acknowledge incidents; observers only watch. The server checks again. */
+(function () {
+  "use strict";
+  function markRoles() {
+    var b = document.body;
+    if (!b || !b.classList.contains("warroom")) return;
+    var roles = (b.dataset.viewerRoles || "").trim();
+    b.classList.toggle("has-role", roles.length > 0 || b.dataset.viewerLead === "1");
+  }
+  document.addEventListener("DOMContentLoaded", markRoles);
+  // A SEV1 does more than the others: say so on the button before it is pressed.
+  document.addEventListener("change", function (e) {
+    if (!e.target || e.target.id !== "inc-severity") return;
+    var button = e.target.form && e.target.form.querySelector("button[type=submit]");
+    if (button) button.textContent = e.target.value === "sev1" ? "Raise SEV1: page on-call and open a rollback vote" : "Raise incident";
   });
 })();

@@ -1,0 +1,83 @@
+"""Forms of the runbook pages: the upload, and the small posts of the template editor.
+
+The editor's forms only check the shape of a post (fields present, numbers that
+are numbers); what a value means is checked by the service function it goes to.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+
+from checklists.models import ItemKind, Runbook
+
+MARKDOWN_ACCEPT = ".md,.markdown,.txt,text/markdown,text/plain"
+
+
+def max_upload_label() -> str:
+    return filesizeformat(settings.RUNBOOK_MAX_BYTES)
+
+
+class RunbookUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Runbook file (Markdown)",
+        widget=forms.ClearableFileInput(attrs={"accept": MARKDOWN_ACCEPT}),
+    )
+    runbook = forms.ModelChoiceField(
+        queryset=Runbook.objects.order_by("name"),
+        required=False,
+        label="Add it as a new version of",
+        empty_label="the runbook with the same title (or a new runbook)",
+    )
+    dry_run = forms.BooleanField(required=False, label="Only check the file: show what it holds, save nothing")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = f"A Markdown (.md) runbook of at most {max_upload_label()}."
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.RUNBOOK_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The file is {filesizeformat(upload.size)}; the limit is {max_upload_label()}. Split the runbook or trim it."
+            )
+        return upload
+
+
+class TitleForm(forms.Form):
+    title = forms.CharField(max_length=2000, strip=False)
+
+
+class MoveForm(forms.Form):
+    direction = forms.ChoiceField(choices=[("up", "Up"), ("down", "Down")])
+
+
+class ItemForm(forms.Form):
+    kind = forms.ChoiceField(choices=ItemKind.choices, initial=ItemKind.CHECK)
+    text = forms.CharField(max_length=4000, required=False, strip=False)
+    options = forms.CharField(max_length=1000, required=False)
+
+
+class RoleForm(forms.Form):
+    role = forms.IntegerField(required=False, min_value=1)
+    new_role = forms.CharField(max_length=500, required=False)
+
+
+class TimingForm(forms.Form):
+    offset = forms.CharField(max_length=60, required=False)
+    duration = forms.CharField(max_length=60, required=False)
+
+
+class GateForm(forms.Form):
+    is_gate = forms.BooleanField(required=False)
+
+
+def errors_text(form: forms.Form) -> str:
+    """A form's errors as one sentence for a toast: "direction: Select a valid choice."."""
+    return "; ".join(
+        f"{form.fields[name].label or name if name in form.fields else name}: {' '.join(messages)}"
+        if name != "__all__"
+        else " ".join(messages)
+        for name, messages in form.errors.items()
+    )

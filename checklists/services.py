@@ -1,0 +1,543 @@
+"""Editing a runbook template: one function per change.
+
+Each function checks that the person may edit runbooks, runs in one transaction,
+locks the row that owns what changes (the version for its phases and roles, the
+phase for its steps, the step for its items), validates, and either writes the
+whole change or raises ``TemplateEditError`` with a sentence for the editor.
+
+Deployments hold their own copy of the version they were created from, so these
+edits never change a deployment that already exists.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Max
+
+from checklists.models import (
+    ItemKind,
+    RunbookVersion,
+    TemplateItem,
+    TemplatePhase,
+    TemplateRole,
+    TemplateStep,
+)
+
+__all__ = [
+    "TemplateEditError",
+    "add_item",
+    "add_phase",
+    "add_step",
+    "can_edit_runbooks",
+    "format_duration",
+    "format_offset",
+    "move_item",
+    "move_phase",
+    "move_step",
+    "parse_duration",
+    "parse_offset",
+    "remove_item",
+    "remove_phase",
+    "remove_step",
+    "rename_phase",
+    "rename_step",
+    "rename_version",
+    "set_step_gate",
+    "set_step_role",
+    "set_step_timing",
+]
+
+MAX_OFFSET_MINUTES = 60 * 24 * 30  # a month either side of T-0
+MAX_DURATION_MINUTES = 60 * 24 * 7
+MAX_ITEM_TEXT = 2000
+MAX_OPTIONS = 10
+DEFAULT_GATE_OPTIONS = ["GO", "NO-GO"]
+DEFAULT_GATE_LABEL = "Decision"
+UP, DOWN = "up", "down"
+
+
+class TemplateEditError(ValueError):
+    """The edit cannot be applied as asked; ``str(error)`` says why, for the editor."""
+
+
+def can_edit_runbooks(user) -> bool:
+    """Importing and editing runbook templates: staff, or anyone granted ``checklists.change_runbook``."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_staff or user.has_perm("checklists.change_runbook")
+
+
+def _require_editor(user) -> None:
+    if not can_edit_runbooks(user):
+        raise PermissionDenied("Only runbook editors may change runbook templates (staff, or the “change runbook” permission).")
+
+
+# --- offsets and durations as people type them ---------------------------------------------
+
+_UNITS = {"d": 1440, "h": 60, "m": 1}
+_AMOUNT = r"(\d+(?:\.\d+)?)\s*(d|days?|h|hrs?|hours?|m|mins?|minutes?)?"
+_OFFSET_RE = re.compile(rf"(?:t\s*)?(?P<sign>[+\-−–]?)\s*(?P<body>(?:{_AMOUNT}\s*)+)", re.IGNORECASE)
+_CLOCK_OFFSET_RE = re.compile(r"(?:t\s*)?(?P<sign>[+\-−–]?)\s*(?P<h>\d+):(?P<m>[0-5]\d)", re.IGNORECASE)
+_PART_RE = re.compile(_AMOUNT, re.IGNORECASE)
+
+
+def _minutes(body: str, *, bare_unit: str = "m") -> int:
+    """ "1h30m" -> 90, "1h30" -> 90 (minutes after hours), "2" -> 2, "1.5h" -> 90."""
+    total = 0.0
+    previous_unit = None
+    for amount, unit in _PART_RE.findall(body):
+        key = unit[0].lower() if unit else ("m" if previous_unit in ("h", "d") else bare_unit)
+        total += float(amount) * _UNITS[key]
+        previous_unit = key
+    return round(total)
+
+
+def parse_offset(text: str) -> int | None:
+    """Minutes relative to T-0: "-60", "T-1h", "T+30", "T+1h30m", "-1:30", "T-0"; "" means none."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if re.fullmatch(r"t(?:\s*[-+±]?\s*0)?", text, re.IGNORECASE):
+        return 0
+    clock = _CLOCK_OFFSET_RE.fullmatch(text)
+    if clock:
+        minutes = int(clock.group("h")) * 60 + int(clock.group("m"))
+        negative = clock.group("sign") not in ("", "+")
+    else:
+        match = _OFFSET_RE.fullmatch(text)
+        if not match:
+            raise TemplateEditError(f"“{text}” is not an offset: write minutes from T-0 like -90, T-1h, T+30 or T+1h30m.")
+        minutes = _minutes(match.group("body"))
+        negative = match.group("sign") not in ("", "+")
+    if minutes > MAX_OFFSET_MINUTES:
+        raise TemplateEditError("An offset must be within 30 days of T-0.")
+    return -minutes if negative else minutes
+
+
+def format_offset(minutes: int | None) -> str:
+    """What parse_offset reads back: T-24h, T+5m, T+1h30m, T-0."""
+    if minutes is None:
+        return ""
+    if minutes == 0:
+        return "T-0"
+    sign = "+" if minutes > 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    if not hours:
+        return f"T{sign}{rest}m"
+    return f"T{sign}{hours}h" + (f"{rest:02d}m" if rest else "")
+
+
+def parse_duration(text: str) -> tuple[int | None, int | None]:
+    """ "15", "10-15", "10–15 min", "1h", "1-2 hours" -> (low, high) in minutes; "" means none."""
+    text = (text or "").strip()
+    if not text:
+        return None, None
+    parts = re.split(r"\s*(?:-|–|—|\bto\b)\s*", text, maxsplit=1)
+    unit = re.search(r"(d|days?|h|hrs?|hours?|m|mins?|minutes?)\s*$", text, re.IGNORECASE)
+    values = []
+    for part in parts:
+        if not re.fullmatch(rf"(?:{_AMOUNT}\s*)+", part, re.IGNORECASE):
+            raise TemplateEditError(f"“{text}” is not a duration: write minutes like 15, 10-15, 1h or 1-2 hours.")
+        # "1-2 hours": the unit written once at the end applies to both numbers.
+        bare_unit = unit.group(1)[0].lower() if unit and len(parts) == 2 else "m"
+        values.append(_minutes(part, bare_unit=bare_unit))
+    low, high = values[0], values[-1]
+    if low > high:
+        raise TemplateEditError(f"In “{text}” the shortest duration comes first (e.g. 10-15).")
+    if high > MAX_DURATION_MINUTES:
+        raise TemplateEditError("A step lasting more than a week is not a step: split it.")
+    return low, high
+
+
+def format_duration(low: int | None, high: int | None) -> str:
+    low = low if low is not None else high
+    high = high if high is not None else low
+    if low is None:
+        return ""
+    return f"{low} min" if low == high else f"{low}–{high} min"
+
+
+# --- text ---------------------------------------------------------------------------------
+
+_BLANK_RE = re.compile(r"_{3,}")
+_BOX_RE = re.compile(r"[☐☑☒□]|\[[ xX]\]")
+
+
+def _title(text: str, *, what: str, max_length: int) -> str:
+    """Headings are one line: whitespace collapses, as the Markdown export writes them."""
+    title = " ".join((text or "").split())
+    if not title:
+        raise TemplateEditError(f"The {what} needs a title.")
+    if len(title) > max_length:
+        raise TemplateEditError(f"The {what} title is {len(title)} characters long; the limit is {max_length}.")
+    return title
+
+
+def _item_text(text: str, kind: str) -> str:
+    text = " ".join((text or "").split())
+    what = "item" if kind == ItemKind.CHECK else "label"
+    if not text and kind in (ItemKind.CHECK, ItemKind.FIELD):
+        raise TemplateEditError(f"The {what} needs some text.")
+    if len(text) > MAX_ITEM_TEXT:
+        raise TemplateEditError(f"The {what} is {len(text)} characters long; the limit is {MAX_ITEM_TEXT}.")
+    # These would read back as different items after a Markdown export and import.
+    if _BLANK_RE.search(text):
+        raise TemplateEditError("Write the label without the blank (____): choose the kind “Field” for a fill-in.")
+    if _BOX_RE.search(text):
+        raise TemplateEditError("Write the text without boxes (☐, [ ]): choose the kind “Choice” for options to pick from.")
+    if kind != ItemKind.CHECK and (text.endswith(":") or "**" in text):
+        raise TemplateEditError("Write the label without a trailing colon or ** markup: the export adds them.")
+    return text
+
+
+def _options(raw: str | list[str], kind: str) -> list[str]:
+    if isinstance(raw, str):
+        raw = re.split(r"[,/|]", raw)
+    options = [" ".join(option.split()) for option in raw]
+    options = [option for option in options if option]
+    if kind == ItemKind.GATE and not options:
+        return list(DEFAULT_GATE_OPTIONS)
+    if len(options) < 2:
+        raise TemplateEditError("A choice needs at least two options, separated by commas (e.g. Success, Failed).")
+    if len(options) > MAX_OPTIONS:
+        raise TemplateEditError(f"A choice can have at most {MAX_OPTIONS} options.")
+    if len({option.casefold() for option in options}) != len(options):
+        raise TemplateEditError("Each option can appear only once.")
+    for option in options:
+        if _BOX_RE.search(option) or _BLANK_RE.search(option) or len(option) > 60:
+            raise TemplateEditError(f"“{option[:60]}” cannot be an option: keep options short, without boxes or blanks.")
+        if re.search(r"\([^()]*\)$", option):  # the Markdown reads a trailing "(…)" as a note, not as the option
+            raise TemplateEditError(f"Write “{option}” without the part in parentheses: options are short words like Success.")
+    keys = {re.sub(r"[\s_–—]+", "-", option.upper()) for option in options}
+    says_gate = {"GO", "NO-GO"} <= keys or {"GO-LIVE", "ROLLBACK"} <= keys
+    if kind == ItemKind.CHOICE and says_gate:
+        raise TemplateEditError("GO / NO-GO options make a go/no-go gate: choose the kind “Gate”.")
+    if kind == ItemKind.GATE and not says_gate:
+        raise TemplateEditError("A gate's options are GO and NO-GO (or GO-LIVE and ROLLBACK).")
+    return options
+
+
+# --- locking and reordering -------------------------------------------------------------------
+#
+# Every edit locks its version first, then the row it changes: edits of one version
+# queue behind each other (they are rare and quick), and two edits can never take
+# the same locks in opposite orders.
+
+
+def _lock_version(version_id: int) -> RunbookVersion:
+    return RunbookVersion.objects.select_for_update().get(pk=version_id)
+
+
+def _locked_phase(phase_id: int) -> TemplatePhase:
+    _lock_version(TemplatePhase.objects.values_list("version_id", flat=True).get(pk=phase_id))
+    return TemplatePhase.objects.select_for_update().get(pk=phase_id)
+
+
+def _locked_step(step_id: int) -> TemplateStep:
+    _lock_version(TemplateStep.objects.values_list("phase__version_id", flat=True).get(pk=step_id))
+    return TemplateStep.objects.select_for_update().get(pk=step_id)
+
+
+def _locked_item(item_id: int) -> TemplateItem:
+    _lock_version(TemplateItem.objects.values_list("step__phase__version_id", flat=True).get(pk=item_id))
+    return TemplateItem.objects.select_for_update().get(pk=item_id)
+
+
+def _direction(direction: str) -> int:
+    if direction not in (UP, DOWN):
+        raise TemplateEditError("Move up or down.")
+    return -1 if direction == UP else 1
+
+
+def _renumber(model, rows) -> None:
+    """Positions 0..n-1 in list order, writing only the rows that moved."""
+    changed = []
+    for position, row in enumerate(rows):
+        if row.position != position:
+            row.position = position
+            changed.append(row)
+    if changed:
+        model.objects.bulk_update(changed, ["position"])
+
+
+def _swap(model, rows: list, pk: int, direction: str, *, what: str, within: str) -> None:
+    offset = _direction(direction)
+    index = next(i for i, row in enumerate(rows) if row.pk == pk)
+    target = index + offset
+    if not 0 <= target < len(rows):
+        raise TemplateEditError(f"That {what} is already the {'first' if offset < 0 else 'last'} {within}.")
+    rows[index], rows[target] = rows[target], rows[index]
+    _renumber(model, rows)
+
+
+# --- the version -----------------------------------------------------------------------------
+
+
+def rename_version(user, version_id: int, title: str) -> RunbookVersion:
+    _require_editor(user)
+    title = _title(title, what="runbook version", max_length=300)
+    with transaction.atomic():
+        version = _lock_version(version_id)
+        version.title = title
+        version.save(update_fields=["title"])
+    return version
+
+
+# --- phases ----------------------------------------------------------------------------------
+
+
+def add_phase(user, version_id: int, title: str) -> TemplatePhase:
+    _require_editor(user)
+    title = _title(title, what="phase", max_length=500)
+    with transaction.atomic():
+        version = _lock_version(version_id)
+        last = version.phases.aggregate(n=Max("position"))["n"]
+        return TemplatePhase.objects.create(version=version, title=title, position=0 if last is None else last + 1)
+
+
+def rename_phase(user, phase_id: int, title: str) -> TemplatePhase:
+    _require_editor(user)
+    title = _title(title, what="phase", max_length=500)
+    with transaction.atomic():
+        phase = _locked_phase(phase_id)
+        phase.title = title
+        phase.save(update_fields=["title"])
+    return phase
+
+
+def move_phase(user, phase_id: int, direction: str) -> TemplatePhase:
+    _require_editor(user)
+    _direction(direction)
+    with transaction.atomic():
+        phase = _locked_phase(phase_id)
+        phases = list(TemplatePhase.objects.select_for_update().filter(version_id=phase.version_id).order_by("position", "id"))
+        _swap(TemplatePhase, phases, phase.pk, direction, what="phase", within="in this runbook")
+    return phase
+
+
+def remove_phase(user, phase_id: int) -> RunbookVersion:
+    """Removes the phase with its steps and items; a version keeps at least one phase."""
+    _require_editor(user)
+    with transaction.atomic():
+        phase = _locked_phase(phase_id)
+        phases = list(TemplatePhase.objects.select_for_update().filter(version_id=phase.version_id).order_by("position", "id"))
+        if len(phases) == 1:
+            raise TemplateEditError("A runbook needs at least one phase: add another before removing this one.")
+        phase.delete()
+        _renumber(TemplatePhase, [p for p in phases if p.pk != phase_id])
+    return RunbookVersion.objects.get(pk=phase.version_id)
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+def add_step(user, phase_id: int, title: str) -> TemplateStep:
+    _require_editor(user)
+    title = _title(title, what="step", max_length=500)
+    with transaction.atomic():
+        phase = _locked_phase(phase_id)
+        last = phase.steps.aggregate(n=Max("position"))["n"]
+        return TemplateStep.objects.create(phase=phase, title=title, position=0 if last is None else last + 1)
+
+
+def rename_step(user, step_id: int, title: str) -> TemplateStep:
+    _require_editor(user)
+    title = _title(title, what="step", max_length=500)
+    with transaction.atomic():
+        step = _locked_step(step_id)
+        step.title = title
+        step.save(update_fields=["title"])
+    return step
+
+
+def move_step(user, step_id: int, direction: str) -> tuple[TemplateStep, bool]:
+    """Up or down within its phase; past the first or last step it moves into the neighbouring phase.
+
+    Returns the step and whether it changed phase.
+    """
+    _require_editor(user)
+    offset = _direction(direction)
+    with transaction.atomic():
+        step = _locked_step(step_id)
+        steps = list(TemplateStep.objects.select_for_update().filter(phase_id=step.phase_id).order_by("position", "id"))
+        index = next(i for i, row in enumerate(steps) if row.pk == step.pk)
+        if 0 <= index + offset < len(steps):
+            _swap(TemplateStep, steps, step.pk, direction, what="step", within="in this phase")
+            return step, False
+        version_id = TemplatePhase.objects.values_list("version_id", flat=True).get(pk=step.phase_id)
+        phases = list(TemplatePhase.objects.filter(version_id=version_id).order_by("position", "id"))
+        phase_index = next(i for i, p in enumerate(phases) if p.pk == step.phase_id)
+        if not 0 <= phase_index + offset < len(phases):
+            raise TemplateEditError(f"That step is already the {'first' if offset < 0 else 'last'} in this runbook.")
+        target = phases[phase_index + offset]
+        target_steps = list(TemplateStep.objects.select_for_update().filter(phase=target).order_by("position", "id"))
+        _renumber(TemplateStep, [row for row in steps if row.pk != step.pk])
+        step.phase = target
+        step.save(update_fields=["phase"])
+        _renumber(TemplateStep, [*target_steps, step] if offset < 0 else [step, *target_steps])
+        return step, True
+
+
+def remove_step(user, step_id: int) -> TemplatePhase:
+    """Removes the step with its items and code blocks."""
+    _require_editor(user)
+    with transaction.atomic():
+        step = _locked_step(step_id)
+        phase = TemplatePhase.objects.get(pk=step.phase_id)
+        steps = list(TemplateStep.objects.select_for_update().filter(phase=phase).order_by("position", "id"))
+        step.delete()
+        _renumber(TemplateStep, [row for row in steps if row.pk != step_id])
+    return phase
+
+
+def set_step_role(user, step_id: int, *, role_id: int | None = None, new_role: str = "") -> TemplateStep:
+    """Give the step one of its version's roles, a new role (added to the version), or none."""
+    _require_editor(user)
+    name = " ".join((new_role or "").split())
+    if len(name) > 120:
+        raise TemplateEditError("A role name can be at most 120 characters long.")
+    with transaction.atomic():
+        step = _locked_step(step_id)
+        roles = TemplateRole.objects.filter(version__phases__steps=step)
+        if name:
+            role = roles.filter(name__iexact=name).first()
+            if role is None:
+                version = RunbookVersion.objects.get(phases__steps=step)
+                last = version.roles.aggregate(n=Max("position"))["n"]
+                role = TemplateRole.objects.create(version=version, name=name, position=0 if last is None else last + 1)
+        elif role_id is not None:
+            role = roles.filter(pk=role_id).first()
+            if role is None:
+                raise TemplateEditError("That role does not belong to this runbook version.")
+        else:
+            role = None
+        step.role = role
+        step.save(update_fields=["role"])
+    return step
+
+
+def set_step_timing(user, step_id: int, *, offset: str = "", duration: str = "") -> TemplateStep:
+    """Planned start (minutes from T-0; "T-1h" style accepted) and duration ("10-15")."""
+    _require_editor(user)
+    offset_minutes = parse_offset(offset)
+    low, high = parse_duration(duration)
+    with transaction.atomic():
+        step = _locked_step(step_id)
+        step.offset_minutes = offset_minutes
+        step.duration_min_minutes, step.duration_max_minutes = low, high
+        step.save(update_fields=["offset_minutes", "duration_min_minutes", "duration_max_minutes"])
+    return step
+
+
+def set_step_gate(user, step_id: int, is_gate: bool) -> tuple[TemplateStep, TemplateItem | None]:
+    """Mark the step as a go/no-go decision point.
+
+    A gate step carries a GO / NO-GO item (that is what the war room votes on and
+    what the Markdown export writes), so marking one without such an item adds it.
+    Unmarking is refused while the step still has one: remove that item first.
+    Returns the step and the gate item added, if any.
+    """
+    _require_editor(user)
+    with transaction.atomic():
+        step = _locked_step(step_id)
+        has_gate_item = step.items.filter(kind=ItemKind.GATE).exists()
+        if not is_gate and has_gate_item:
+            raise TemplateEditError("This step still has a go/no-go item: remove that item to stop it being a gate.")
+        added = None
+        if is_gate and not has_gate_item:
+            added = _append_item(step, ItemKind.GATE, DEFAULT_GATE_LABEL, list(DEFAULT_GATE_OPTIONS))
+        if step.is_gate != is_gate:
+            step.is_gate = is_gate
+            step.save(update_fields=["is_gate"])
+    return step, added
+
+
+# --- items -----------------------------------------------------------------------------------
+#
+# A step's items keep positions in reading order over the whole tree (a parent, its
+# nested items, then the next item), as an import stores them: the war room snapshot
+# and the Markdown export both rely on parents coming before their children.
+
+
+def _append_item(step: TemplateStep, kind: str, text: str, options: list[str]) -> TemplateItem:
+    """At the end of the step, after its code blocks too (items and code share one position sequence)."""
+    ends = [step.items.aggregate(n=Max("position"))["n"], step.code_blocks.aggregate(n=Max("position"))["n"]]
+    last = max((n for n in ends if n is not None), default=None)
+    return TemplateItem.objects.create(step=step, kind=kind, text=text, options=options, position=0 if last is None else last + 1)
+
+
+def add_item(user, step_id: int, *, kind: str = ItemKind.CHECK, text: str, options: str | list[str] = "") -> TemplateItem:
+    """A checkbox, fill-in field, choice or go/no-go gate at the end of the step.
+
+    Adding a gate makes the step a gate step, as an import does.
+    """
+    _require_editor(user)
+    if kind not in ItemKind.values:
+        raise TemplateEditError(f"Unknown kind of item “{kind}”: use one of {', '.join(ItemKind.values)}.")
+    text = _item_text(text, kind)
+    if kind == ItemKind.CHOICE and not text:
+        raise TemplateEditError("The choice needs a label.")
+    if kind == ItemKind.GATE and not text:
+        text = DEFAULT_GATE_LABEL
+    option_list = _options(options, kind) if kind in (ItemKind.CHOICE, ItemKind.GATE) else []
+    with transaction.atomic():
+        step = _locked_step(step_id)
+        item = _append_item(step, kind, text, option_list)
+        if kind == ItemKind.GATE and not step.is_gate:
+            step.is_gate = True
+            step.save(update_fields=["is_gate"])
+    return item
+
+
+def move_item(user, item_id: int, direction: str) -> TemplateItem:
+    """Up or down among the items at its level; nested items move with their parent."""
+    _require_editor(user)
+    offset = _direction(direction)
+    with transaction.atomic():
+        item = _locked_item(item_id)
+        items = list(TemplateItem.objects.select_for_update().filter(step_id=item.step_id).order_by("position", "id"))
+        children: dict[int | None, list[TemplateItem]] = {}
+        for row in items:
+            children.setdefault(row.parent_id, []).append(row)
+        siblings = children[item.parent_id]
+        index = next(i for i, row in enumerate(siblings) if row.pk == item.pk)
+        target = index + offset
+        if not 0 <= target < len(siblings):
+            where = "first" if offset < 0 else "last"
+            level = "in this step" if item.parent_id is None else "at its level"
+            raise TemplateEditError(f"That item is already the {where} {level}.")
+        siblings[index], siblings[target] = siblings[target], siblings[index]
+        ordered: list[TemplateItem] = []
+
+        def walk(parent_id):
+            for row in children.get(parent_id, []):
+                ordered.append(row)
+                walk(row.pk)
+
+        walk(None)
+        # The items take the same position values in their new order, so code blocks (numbered
+        # in the same sequence by an import) keep their place between them.
+        slots = sorted(row.position for row in items)
+        if len(set(slots)) != len(slots):  # equal positions (rows made elsewhere): number afresh
+            _renumber(TemplateItem, ordered)
+        else:
+            changed = []
+            for slot, row in zip(slots, ordered, strict=True):
+                if row.position != slot:
+                    row.position = slot
+                    changed.append(row)
+            TemplateItem.objects.bulk_update(changed, ["position"])
+    return item
+
+
+def remove_item(user, item_id: int) -> TemplateStep:
+    """Removes the item and the items nested under it."""
+    _require_editor(user)
+    with transaction.atomic():
+        item = _locked_item(item_id)
+        step = TemplateStep.objects.get(pk=item.step_id)
+        item.delete()
+    return step

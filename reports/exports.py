@@ -1,0 +1,51 @@
+"""One report, any format: the entry point of the views, the command, the worker and the bench."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils.text import slugify
+
+from reports import rendering, signing
+from reports.record import build_record
+
+FORMATS = {
+    "pdf": "application/pdf",
+    "md": "text/markdown; charset=utf-8",
+    "json": "application/json",
+}
+
+
+@dataclass
+class Export:
+    content: bytes
+    filename: str
+    content_type: str
+    record: dict
+    pages: int | None = None
+
+
+def report_filename(record: dict, extension: str) -> str:
+    d = record["deployment"]
+    stamp = record["generated_at"][:16].replace(":", "").replace("-", "").replace("T", "-")
+    interim = "-interim" if record["interim"] else ""
+    return f"{slugify(d['name']) or 'deployment'}-{d['id']}-report-{stamp}{interim}.{extension}"
+
+
+def export_report(deployment_id: int, fmt: str, *, paper: str | None = None, progress=None) -> Export:
+    """Build the record and render it; a PDF is signed before it is returned."""
+    if fmt not in FORMATS:
+        raise ValueError(f"Unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
+    report = progress or (lambda percent, stage: None)
+    report(5, "Collecting the record")
+    record = build_record(deployment_id)
+    if fmt == "json":
+        content, pages = rendering.render_json(record), None
+    elif fmt == "md":
+        content, pages = rendering.render_markdown(record).encode(), None
+    else:
+        pdf = rendering.render_pdf(record, paper=paper or settings.REPORT_PAPER, progress=report)
+        report(85, "Signing")
+        content, pages = signing.sign_pdf(pdf.content), pdf.pages
+    return Export(content, report_filename(record, fmt), FORMATS[fmt], record, pages)

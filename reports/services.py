@@ -1,0 +1,180 @@
+"""Every state change of the reports app, one function each.
+
+Sign-offs are events in the deployment's chain; report jobs are bookkeeping of who
+asked for which file and are deliberately not events (see reports.models).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from deployments import board, live
+from deployments.events import record_event
+from deployments.models import Deployment, DeploymentRole
+from deployments.permissions import PermissionDenied, access_for
+from deployments.services import InvalidChange
+from reports import signoffs
+from reports.exports import export_report
+from reports.formatting import person
+from reports.models import JOB_STALE_AFTER, JobState, Outcome, Paper, ReportJob, SignOff
+
+log = logging.getLogger(__name__)
+
+STATEMENT_MAX = 2000
+
+
+class WrongPassword(InvalidChange):
+    """A sign-off is confirmed with the signer's password; this one was wrong."""
+
+
+# --- sign-offs -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def sign_off(deployment_id: int, user, *, role_name: str, outcome: str, statement: str, password: str) -> SignOff:
+    """Record one role's final sign-off: the signer confirms the outcome with their password.
+
+    Raises Deployment.DoesNotExist for people who cannot see the deployment (a 404,
+    as everywhere), PermissionDenied for a role they do not hold, WrongPassword, and
+    InvalidChange (deployments.services) for everything else. Nothing is written unless all checks pass.
+    """
+    deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+    access = access_for(user, deployment)
+    if not access.can_view:
+        raise Deployment.DoesNotExist
+    role = DeploymentRole.objects.filter(deployment=deployment, name=role_name).first()
+    if role is None:
+        raise InvalidChange(f"There is no role “{role_name}” in this deployment.")
+    if role.pk not in access.role_ids:
+        raise PermissionDenied(f"Only someone holding the {role.name} role may sign off for it.")
+    if role not in signoffs.requested_roles(deployment):
+        raise InvalidChange(f"The runbook does not ask the {role.name} to sign off.")
+    if not deployment.is_finished:
+        raise InvalidChange("Sign-offs confirm the outcome: they open once the deployment has finished.")
+    if outcome not in Outcome.values:
+        raise InvalidChange(f"Choose an outcome: {', '.join(Outcome.labels)}.")
+    statement = statement.strip()
+    if not statement:
+        raise InvalidChange("Write a statement: what you confirm, in your own words.")
+    if len(statement) > STATEMENT_MAX:
+        raise InvalidChange(f"That statement is too long ({STATEMENT_MAX:,} characters at most).")
+    existing = SignOff.objects.filter(deployment=deployment, role=role).first()
+    if existing is not None:
+        raise InvalidChange(f"The {role.name} sign-off was already given by {existing.signer_name}.")
+    # Last, so a wrong password says only that, and never after a partial write.
+    if not password or not user.check_password(password):
+        raise WrongPassword("That password is not correct; the sign-off was not recorded.")
+
+    signed = SignOff.objects.create(
+        deployment=deployment,
+        role=role,
+        user=user,
+        signer_name=person(user),
+        outcome=outcome,
+        statement=statement,
+        signed_at=timezone.now(),
+    )
+    record_event(
+        deployment.pk,
+        actor=user,
+        action="signoff.given",
+        obj=signed,
+        summary=f"{role.name} signed off: {Outcome(outcome).label} — “{statement[:200]}”",
+        after={"role": role.name, "outcome": outcome, "statement": statement, "signed_at": signed.signed_at},
+    )
+    # The war room's event list shows it at once.
+    live.publish_on_commit(deployment.pk, lambda: board.render_header_push(deployment.pk))
+    return signed
+
+
+# --- report jobs -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def request_report(deployment_id: int, user, *, paper: str = Paper.A4) -> tuple[ReportJob, bool]:
+    """Queue a signed PDF for a participant; the worker makes it (see reports.tasks).
+
+    Returns (job, created). A second request from the same person while theirs is still
+    waiting returns that job, so a double click makes one file.
+    """
+    deployment = Deployment.objects.get(pk=deployment_id)
+    if not access_for(user, deployment).can_view:
+        raise Deployment.DoesNotExist
+    if paper not in Paper.values:
+        raise InvalidChange(f"Unknown paper size {paper!r}: use {', '.join(Paper.values)}.")
+    pending = ReportJob.objects.filter(
+        deployment=deployment,
+        paper=paper,
+        state__in=[JobState.QUEUED, JobState.RUNNING],
+        requested_by=user,
+        created_at__gt=timezone.now() - JOB_STALE_AFTER,
+    ).first()
+    if pending is not None:
+        return pending, False
+    job = ReportJob.objects.create(deployment=deployment, requested_by=user, paper=paper)
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job, True
+
+
+def _enqueue(job_id: int) -> None:
+    from reports.tasks import render_report
+
+    render_report.delay(job_id=job_id)
+
+
+def claim_report_job(job_id: int) -> bool:
+    """Queued → running, once: a redelivered task finds it claimed and does nothing."""
+    return bool(
+        ReportJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+            state=JobState.RUNNING, started_at=timezone.now(), stage="Starting", progress=1
+        )
+    )
+
+
+def report_job_progress(job_id: int, percent: int, stage: str) -> None:
+    ReportJob.objects.filter(pk=job_id, state=JobState.RUNNING).update(progress=max(1, min(percent, 99)), stage=stage[:120])
+
+
+def run_report_job(job_id: int) -> ReportJob:
+    """Render, sign and store the PDF of a claimed job; a failure is recorded on the job."""
+    job = ReportJob.objects.get(pk=job_id)
+    try:
+        made = export_report(
+            job.deployment_id, "pdf", paper=job.paper, progress=lambda p, stage: report_job_progress(job_id, p, stage)
+        )
+    except Exception as exc:
+        log.exception("report job %s failed", job_id)
+        fail_report_job(job_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return complete_report_job(job_id, made.content, filename=made.filename, record=made.record, pages=made.pages)
+
+
+@transaction.atomic
+def complete_report_job(job_id: int, content: bytes, *, filename: str, record: dict, pages: int | None) -> ReportJob:
+    job = ReportJob.objects.select_for_update().get(pk=job_id)
+    if job.state != JobState.RUNNING:
+        return job  # cancelled or finished by someone else meanwhile
+    job.file.save(f"{job.deployment_id}/{job.pk}-{filename}", ContentFile(content), save=False)
+    job.state = JobState.DONE
+    job.progress = 100
+    job.stage = "Ready"
+    job.finished_at = timezone.now()
+    job.size = len(content)
+    job.sha256 = hashlib.sha256(content).hexdigest()
+    job.pages = pages
+    job.interim = record["interim"]
+    job.event_count = record["chain"]["count"]
+    job.final_hash = record["chain"]["final_hash"]
+    job.save()
+    return job
+
+
+def fail_report_job(job_id: int, error: str) -> None:
+    ReportJob.objects.filter(pk=job_id, state__in=[JobState.QUEUED, JobState.RUNNING]).update(
+        state=JobState.FAILED, error=error[:2000], stage="Failed", finished_at=timezone.now()
+    )

@@ -1,0 +1,351 @@
+"""Is this report what Warroom issued, unchanged, and does it still match the records?
+
+Four questions, asked in order, each answered in words:
+
+1. Is the signature valid (cryptographically sound)?
+2. Is the document unchanged since it was signed?
+3. Was it signed by this Warroom's certificate?
+4. Does the attached record's final event hash match this Warroom's event chain for
+   that deployment?
+
+and one verdict: authentic, modified, unknown signer, or not matching records. Files
+that cannot be judged (not a PDF, no signature, cut short) get their own verdict and
+a sentence that says what is wrong. Nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from io import BytesIO
+
+from deployments.events import event_hash, verify_chain
+from deployments.models import Deployment, Event
+from deployments.permissions import access_for
+from reports.record import ATTACHMENT_NAME, RECORD_FORMAT
+from reports.signing import SIGNATURE_FIELD, certificate_fingerprint, signing_identity
+
+log = logging.getLogger(__name__)
+
+
+class Verdict(enum.Enum):
+    AUTHENTIC = "authentic"
+    MODIFIED = "modified"
+    UNKNOWN_SIGNER = "unknown signer"
+    NOT_MATCHING = "not matching records"
+    NOT_A_PDF = "not a PDF"
+    UNSIGNED = "not signed"
+    DAMAGED = "incomplete or damaged"
+
+    @property
+    def label(self) -> str:
+        return self.value[0].upper() + self.value[1:]
+
+    @property
+    def is_good(self) -> bool:
+        return self is Verdict.AUTHENTIC
+
+
+@dataclass
+class Check:
+    question: str
+    ok: bool | None  # None: not reached, because an earlier answer already decided
+    detail: str = ""
+
+
+@dataclass
+class Verification:
+    verdict: Verdict
+    headline: str
+    checks: list[Check] = field(default_factory=list)
+    facts: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_text(self) -> str:
+        lines = [f"Verdict: {self.verdict.value.upper()}", self.headline, ""]
+        for check in self.checks:
+            mark = {True: "yes", False: "NO", None: "not checked"}[check.ok]
+            lines.append(f"- {check.question} {mark}" + (f": {check.detail}" if check.detail else ""))
+        if self.facts:
+            lines.append("")
+            lines += [f"{label}: {value}" for label, value in self.facts]
+        return "\n".join(lines)
+
+
+QUESTIONS = (
+    "Signature valid?",
+    "Document unchanged since signing?",
+    "Signed by this Warroom?",
+    "Matches this Warroom's records?",
+)
+
+
+def _checks(*answers: tuple[bool, str]) -> list[Check]:
+    """The four questions, the first len(answers) answered, the rest marked not reached."""
+    checks = [Check(question, ok, detail) for question, (ok, detail) in zip(QUESTIONS, answers, strict=False)]
+    return checks + [Check(question, None) for question in QUESTIONS[len(answers) :]]
+
+
+def verify_report(data: bytes, *, viewer=None) -> Verification:
+    """Judge the bytes of an uploaded or downloaded report.
+
+    ``viewer``: the person asking, on the web. Someone who is not part of the
+    deployment learns whether the report matches, not what happened since.
+    """
+    facts = [("File", f"{len(data):,} bytes, SHA-256 {hashlib.sha256(data).hexdigest()}")]
+    try:
+        return _verify(data, viewer, facts)
+    except Exception as exc:  # the last line of defence: a verdict, never a traceback
+        log.exception("report verification failed unexpectedly")
+        return Verification(Verdict.DAMAGED, f"The file could not be checked: {type(exc).__name__}: {exc}", _checks(), facts)
+
+
+def _verify(data: bytes, viewer, facts: list) -> Verification:
+    if not data:
+        return Verification(Verdict.NOT_A_PDF, "The file is empty.", _checks(), facts)
+    if b"%PDF-" not in data[:1024]:
+        return Verification(Verdict.NOT_A_PDF, "This file is not a PDF, so it cannot be a Warroom report.", _checks(), facts)
+    if b"%%EOF" not in data[-1024:]:
+        return Verification(
+            Verdict.DAMAGED,
+            "The file stops before the end of the PDF: it looks like an incomplete download. Download the report again.",
+            _checks(),
+            facts,
+        )
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(BytesIO(data), strict=False)
+        signatures = list(reader.embedded_signatures)
+    except Exception as exc:
+        return Verification(Verdict.DAMAGED, f"The PDF is damaged and cannot be read ({exc}).", _checks(), facts)
+
+    record = _attached_record(reader)
+    if record is not None:
+        facts += _record_facts(record)
+    if not signatures:
+        headline = (
+            "This is a Warroom report without a signature: it was re-saved or printed to a new PDF, "
+            "or the download stopped before the signature."
+            if record is not None
+            else "This PDF carries no digital signature, so nothing about its origin can be checked."
+        )
+        return Verification(Verdict.UNSIGNED, headline, _checks((False, "the document has no signature")), facts)
+
+    signature = next((s for s in signatures if s.field_name == SIGNATURE_FIELD), signatures[0])
+    ours = signing_identity()
+    try:
+        status = _validate(signature, ours.certificate)
+    except Exception as exc:
+        return Verification(
+            Verdict.DAMAGED,
+            f"The signature cannot be read ({exc}).",
+            _checks((False, "the signature data is damaged")),
+            facts,
+        )
+    signer_fingerprint = certificate_fingerprint(status.signing_cert)
+    facts += _signature_facts(status, signer_fingerprint)
+
+    if not status.valid:
+        return Verification(
+            Verdict.MODIFIED,
+            "The signature does not match the signer's key: the signature itself was altered.",
+            _checks((False, "the signature value is not a signature over this document by this key")),
+            facts,
+        )
+    if not status.intact:
+        return Verification(
+            Verdict.MODIFIED,
+            "The document was changed after it was signed: its content no longer matches what was signed.",
+            _checks((True, "sound signature"), (False, "the signed bytes were changed")),
+            facts,
+        )
+    unchanged, change = _unchanged_after_signing(status)
+    if not unchanged:
+        return Verification(
+            Verdict.MODIFIED,
+            f"The document was changed after it was signed: {change}.",
+            _checks((True, "sound signature"), (False, change)),
+            facts,
+        )
+    signed_ok = (True, "sound signature, " + ("timestamped" if status.timestamp_validity else "no timestamp"))
+    unchanged_ok = (True, "the signature covers the whole file")
+    if signer_fingerprint != ours.fingerprint:
+        return Verification(
+            Verdict.UNKNOWN_SIGNER,
+            f"The document is intact, but it was signed by “{status.signing_cert.subject.human_friendly}”, "
+            "not by this Warroom: it may come from another Warroom or from someone else.",
+            _checks(signed_ok, unchanged_ok, (False, f"signer SHA-256 {signer_fingerprint}, ours {ours.fingerprint}")),
+            facts,
+        )
+    signer_ok = (True, f"SHA-256 {ours.fingerprint}")
+    if record is None:
+        return Verification(
+            Verdict.NOT_MATCHING,
+            "Signed by this Warroom, but the document carries no Warroom record to compare with the database.",
+            _checks(signed_ok, unchanged_ok, signer_ok, (False, f"no {ATTACHMENT_NAME} attachment")),
+            facts,
+        )
+    matches, detail, extra_facts = _compare_with_records(record, viewer)
+    facts += extra_facts
+    if not matches:
+        return Verification(
+            Verdict.NOT_MATCHING,
+            f"Signed by this Warroom and unchanged, but it does not match the records: {detail}",
+            _checks(signed_ok, unchanged_ok, signer_ok, (False, detail)),
+            facts,
+        )
+    return Verification(
+        Verdict.AUTHENTIC,
+        "Signed by this Warroom, unchanged since signing, and it matches the event log in the database.",
+        _checks(signed_ok, unchanged_ok, signer_ok, (True, detail)),
+        facts,
+    )
+
+
+def _validate(signature, certificate):
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    context = ValidationContext(trust_roots=[certificate], allow_fetching=False, revocation_mode="soft-fail")
+    return validate_pdf_signature(signature, signer_validation_context=context)
+
+
+def _unchanged_after_signing(status) -> tuple[bool, str]:
+    from pyhanko.sign.diff_analysis import ModificationLevel
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+
+    if status.coverage == SignatureCoverageLevel.ENTIRE_FILE:
+        return True, ""
+    if status.coverage == SignatureCoverageLevel.ENTIRE_REVISION and status.modification_level in (
+        ModificationLevel.NONE,
+        ModificationLevel.LTA_UPDATES,
+    ):
+        return True, ""  # validation data or an archive timestamp added later: allowed by PAdES
+    return False, "content was added to the file after the signature (an incremental update)"
+
+
+def _attached_record(reader) -> dict | None:
+    """The JSON record attached to the PDF, or None if it is missing or unreadable."""
+    try:
+        raw = _embedded_files(reader).get(ATTACHMENT_NAME)
+        if raw is None:
+            return None
+        record = json.loads(raw)
+    except Exception:
+        return None
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        return None
+    return record
+
+
+def _embedded_files(reader) -> dict[str, bytes]:
+    files = {}
+    names = reader.root.get("/Names")
+    tree = names.get_object().get("/EmbeddedFiles") if names is not None else None
+    pending = [tree.get_object()] if tree is not None else []
+    while pending:  # a name tree: /Names arrays of [name, filespec, …] and /Kids below
+        node = pending.pop()
+        for kid in node.get("/Kids", []):
+            pending.append(kid.get_object())
+        entries = list(node.get("/Names", []))
+        for name, spec in zip(entries[::2], entries[1::2], strict=False):
+            stream = spec.get_object()["/EF"].get_object()
+            stream = stream.get("/UF") or stream["/F"]
+            files[str(name)] = stream.get_object().data
+    return files
+
+
+def _record_facts(record: dict) -> list[tuple[str, str]]:
+    try:
+        deployment = record["deployment"]
+        chain = record["chain"]
+        return [
+            ("Deployment", f"{deployment['name']} (#{deployment['id']}, {deployment['service']} {deployment['version']})"),
+            ("Report generated", record["generated_at"] + (" — interim report" if record.get("interim") else "")),
+            ("Events in the report", f"{chain['count']}, final hash {chain['final_hash']}"),
+        ]
+    except (KeyError, TypeError):
+        return []
+
+
+def _signature_facts(status, fingerprint: str) -> list[tuple[str, str]]:
+    facts = [("Signer", f"{status.signing_cert.subject.human_friendly} (SHA-256 {fingerprint})")]
+    if status.signer_reported_dt:
+        facts.append(("Signed at (signer's clock)", status.signer_reported_dt.isoformat()))
+    if status.timestamp_validity is not None:
+        tst = status.timestamp_validity
+        facts.append(
+            (
+                "Timestamp",
+                f"{tst.timestamp.isoformat()} from {tst.signing_cert.subject.human_friendly}"
+                + ("" if tst.intact and tst.valid else " — the timestamp token is not valid"),
+            )
+        )
+    return facts
+
+
+def _embedded_chain_problem(record: dict) -> str:
+    """Recompute the attached events' chain: the record must agree with itself."""
+    events = record.get("events") or []
+    prev = ""
+    for event in events:
+        if event["prev_hash"] != prev:
+            return f"event #{event['seq']} does not point at the hash of the event before it"
+        recomputed = event_hash(
+            deployment_id=record["deployment"]["id"],
+            seq=event["seq"],
+            created_at=datetime.fromisoformat(event["created_at"]),
+            actor_id=event["actor_id"],
+            actor_label=event["actor_label"],
+            action=event["action"],
+            object_type=event["object_type"],
+            object_id=event["object_id"],
+            summary=event["summary"],
+            before=event["before"],
+            after=event["after"],
+            prev_hash=event["prev_hash"],
+        )
+        if recomputed != event["hash"]:
+            return f"event #{event['seq']} does not hash to the value recorded for it"
+        prev = event["hash"]
+    if len(events) != record["chain"]["count"] or prev != record["chain"]["final_hash"]:
+        return "the attached events do not end in the final hash the report states"
+    return ""
+
+
+def _compare_with_records(record: dict, viewer) -> tuple[bool, str, list[tuple[str, str]]]:
+    try:
+        deployment_id = int(record["deployment"]["id"])
+        count = int(record["chain"]["count"])
+        final_hash = str(record["chain"]["final_hash"])
+        problem = _embedded_chain_problem(record)
+    except (KeyError, TypeError, ValueError):
+        return False, "the attached record is incomplete", []
+    if problem:
+        return False, f"the attached record is not consistent: {problem}", []
+    deployment = Deployment.objects.filter(pk=deployment_id).first()
+    if deployment is None:
+        return False, f"this Warroom has no deployment #{deployment_id}", []
+    may_see = viewer is None or access_for(viewer, deployment).can_view
+    chain = verify_chain(deployment_id)
+    if not chain.ok:
+        return False, f"the database's own event log fails verification ({chain.problem})", []
+    if (deployment.event_count, deployment.last_event_hash) == (count, final_hash):
+        return True, f"final hash matches event #{count}, the latest in the database", []
+    same_point = Event.objects.filter(deployment_id=deployment_id, seq=count).values_list("hash", flat=True).first()
+    if same_point == final_hash and deployment.event_count > count:
+        newer = deployment.event_count - count
+        if not may_see:
+            return False, "the deployment's log has moved on since this report was made; ask its team for a new report", []
+        return (
+            False,
+            f"the report matches the log up to event #{count}, but {newer} event{'s' if newer != 1 else ''} "
+            "were recorded after it was made; export a new report for the current state",
+            [("Events in the database", f"{deployment.event_count}, final hash {deployment.last_event_hash}")],
+        )
+    return False, f"event #{count} in the database has a different hash from the report's final hash", []
