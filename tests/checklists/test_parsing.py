@@ -6,7 +6,6 @@ commands are in the comments), so a parser change that alters them is caught.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -447,11 +446,10 @@ def test_synthetic_runbook_is_realistic_and_sized():
     assert counts["steps"] > 30 and counts["items"] > 200 and counts["gates"] and counts["choices"] and counts["fields"]
 
 
-def test_one_megabyte_imports_quickly():
+def test_one_megabyte_runbook_imports():
+    # How fast is measured by `make bench CASE=import`, not asserted here: machines are shared and noisy.
     document = make_synthetic_runbook(1024 * 1024)
-    started = time.perf_counter()
     counts = parse_runbook(document).counts()
-    assert time.perf_counter() - started < 6  # about 1.5 s on a laptop; generous for slow CI
     assert counts["items"] > 10_000
 
 

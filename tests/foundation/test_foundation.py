@@ -16,7 +16,7 @@ def _manage(*args, env_overrides):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "WARROOM_HTTPS"))}
     env.update(env_overrides)
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120, check=False
     )
 
 
