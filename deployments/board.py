@@ -186,6 +186,8 @@ def refresh_marker() -> str:
 
 def board_context(deployment_id: int) -> dict:
     from approvals.panels import load_approvals
+    from comms.panels import load_comms
+    from incidents.panels import load_incidents
     from rollouts.panels import load_rollout
 
     board = load_board(deployment_id)
@@ -195,4 +197,6 @@ def board_context(deployment_id: int) -> dict:
         "seq": live.current_seq(deployment_id),
         "approvals": load_approvals(deployment_id),
         "rollout": load_rollout(deployment_id),
+        "incidents": load_incidents(deployment_id),
+        "comms": load_comms(deployment_id),
     }

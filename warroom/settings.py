@@ -127,6 +127,8 @@ INSTALLED_APPS = [
     "deployments",
     "approvals",
     "rollouts",
+    "comms",
+    "incidents",
     "reports",
 ]
 
@@ -306,8 +308,33 @@ if WARROOM_RUN_LOST_AFTER_SECONDS <= 2 * WARROOM_RUN_HEARTBEAT_SECONDS:
 # How often the rollout controller looks at running rollouts (sampling itself follows each plan).
 WARROOM_ROLLOUT_TICK_SECONDS = env_float("WARROOM_ROLLOUT_TICK_SECONDS", 0.5, minimum=0.1)
 
+# --- communications (comms) and incidents -----------------------------------------------
+# E-mail goes through Django's SMTP backend, configured here; the password is only ever
+# handed to smtplib, never logged or shown.
+EMAIL_BACKEND = os.environ.get("WARROOM_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("WARROOM_SMTP_HOST", "localhost")
+EMAIL_PORT = env_int("WARROOM_SMTP_PORT", 25, minimum=1)
+if EMAIL_PORT > 65535:
+    raise ImproperlyConfigured(f"WARROOM_SMTP_PORT={EMAIL_PORT} is not a TCP port")
+EMAIL_HOST_USER = os.environ.get("WARROOM_SMTP_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("WARROOM_SMTP_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("WARROOM_SMTP_TLS", False)
+EMAIL_TIMEOUT = env_int("WARROOM_SMTP_TIMEOUT_SECONDS", 10, minimum=1)
+DEFAULT_FROM_EMAIL = os.environ.get("WARROOM_FROM_EMAIL", "Warroom <warroom@localhost>")
+# Absolute links in messages (status page, war room) need to know where Warroom lives.
+WARROOM_BASE_URL = os.environ.get("WARROOM_BASE_URL", f"http://127.0.0.1:{os.environ.get('WARROOM_PORT', '8000')}").rstrip("/")
+if not WARROOM_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"WARROOM_BASE_URL={WARROOM_BASE_URL!r} must be an http:// or https:// URL")
+WARROOM_COMMS_TICK_SECONDS = env_float("WARROOM_COMMS_TICK_SECONDS", 15, minimum=0.2)
+WARROOM_COMMS_MAX_ATTEMPTS = env_int("WARROOM_COMMS_MAX_ATTEMPTS", 5, minimum=1)
+WARROOM_COMMS_RETRY_BASE_SECONDS = env_float("WARROOM_COMMS_RETRY_BASE_SECONDS", 30, minimum=0.1)
+WARROOM_ESCALATION_WAIT_SECONDS = env_int("WARROOM_ESCALATION_WAIT_SECONDS", 300, minimum=1)
+WARROOM_ESCALATION_TICK_SECONDS = env_float("WARROOM_ESCALATION_TICK_SECONDS", 10, minimum=0.2)
+
 CELERY_BEAT_SCHEDULE = {
     "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": WARROOM_ROLLOUT_TICK_SECONDS},
     "reap-lost-runs": {"task": "rollouts.reap_lost_runs", "schedule": env_int("WARROOM_REAP_SECONDS", 15, minimum=1)},
     "mark-late-steps": {"task": "deployments.mark_late_steps", "schedule": env_int("WARROOM_LATE_CHECK_SECONDS", 30, minimum=5)},
+    "send-due-messages": {"task": "comms.send_due", "schedule": WARROOM_COMMS_TICK_SECONDS},
+    "escalate-incidents": {"task": "incidents.escalate_due", "schedule": WARROOM_ESCALATION_TICK_SECONDS},
 }

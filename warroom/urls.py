@@ -17,5 +17,7 @@ urlpatterns = [
     path("reports/", include("reports.urls")),
     path("", include("approvals.urls")),
     path("", include("rollouts.urls")),
+    path("", include("comms.urls")),
+    path("", include("incidents.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -17,7 +17,7 @@ from checklists.parsing import parse_runbook
 from tests.factories import make_user
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-SHARED = BASE_DIR.parent / "shared" / "runbooks"
+SHARED = BASE_DIR / "checklists" / "demo"  # the shared runbooks, kept in the repo
 EXPENSE = SHARED / "expense-accounts-procedure.md"
 SMARTWALLET = SHARED / "smartwallet-checklist.md"
 COUNT_KEYS = ["title", "phases", "steps", "items", "checked_items", "fields", "choices", "gates", "timeline_entries", "roles"]

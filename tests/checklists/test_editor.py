@@ -23,7 +23,7 @@ from checklists.models import ItemKind, Runbook, RunbookVersion, TemplateItem, T
 from checklists.services import TemplateEditError
 from tests.factories import make_user
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "runbooks"
+SHARED = Path(__file__).resolve().parents[2] / "checklists" / "demo"
 
 SMALL_RUNBOOK = """# Payments release
 

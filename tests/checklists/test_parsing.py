@@ -18,7 +18,7 @@ from checklists.parsing import (
     parse_runbook,
 )
 
-RUNBOOKS = Path(__file__).resolve().parents[3] / "shared" / "runbooks"
+RUNBOOKS = Path(__file__).resolve().parents[2] / "checklists" / "demo"
 
 
 def load(name: str) -> ParsedRunbook:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from checklists.parsing import RunbookImportError, make_synthetic_runbook, parse_runbook
 from checklists.rendering import render_markdown
 
-RUNBOOKS = Path(__file__).resolve().parents[3] / "shared" / "runbooks"
+RUNBOOKS = Path(__file__).resolve().parents[2] / "checklists" / "demo"
 SHARED = ["smartwallet-checklist.md", "expense-accounts-procedure.md"]
 
 

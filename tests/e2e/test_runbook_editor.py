@@ -10,7 +10,7 @@ from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-EXPENSE = Path(__file__).resolve().parents[3] / "shared" / "runbooks" / "expense-accounts-procedure.md"
+EXPENSE = Path(__file__).resolve().parents[2] / "checklists" / "demo" / "expense-accounts-procedure.md"
 
 
 @pytest.fixture

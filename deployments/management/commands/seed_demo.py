@@ -87,6 +87,14 @@ class Command(BaseCommand):
             runs.bind_target(deployment, users["lead"], target)
             self.stdout.write(f"Created demo deployment #{deployment.pk}: {deployment.name}")
 
+        from comms.defaults import add_runbook_templates
+
+        demo = Deployment.objects.filter(name=DEMO_DEPLOYMENT).first()
+        if demo is not None and not demo.is_finished:
+            added = add_runbook_templates(demo, users["lead"], users_address="all-users@example.com")
+            if added:
+                self.stdout.write(f"Added {added} demo message templates (runbook e-mails, incident alert)")
+
         self.stdout.write(
             self.style.SUCCESS(f"Demo logins (password {password!r}): " + ", ".join(USERS) + " — 'lead' is also a Django admin.")
         )

@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class IncidentsConfig(AppConfig):
+    name = "incidents"
+    verbose_name = "Incidents and reviews"
+
+    def ready(self):
+        # The PDF/JSON report has an "incidents" slot; fill it when the reports app is here.
+        try:
+            from reports.sections import provide
+        except ImportError:  # pragma: no cover - reports not installed
+            return
+        from incidents.review import incidents_section
+
+        provide("incidents", incidents_section)
