@@ -16,7 +16,9 @@ $(STAMP): requirements.lock
 
 ## Start Warroom (embedded PostgreSQL + Redis unless DATABASE_URL / REDIS_URL are set).
 run: $(STAMP)
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} WARROOM_HTTPS=$${WARROOM_HTTPS:-0} $(PY) -m warroom.launcher
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} WARROOM_HTTPS=$${WARROOM_HTTPS:-0} \
+	WARROOM_EMAIL_BACKEND=$${WARROOM_EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend} \
+	$(PY) -m warroom.launcher
 
 system-deps:
 	@bash scripts/system-deps.sh
