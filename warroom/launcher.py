@@ -63,6 +63,8 @@ def run() -> int:
     host = os.environ.get("WARROOM_HOST", "127.0.0.1")
     port = os.environ.get("WARROOM_PORT", "8000")
     password = os.environ.get("WARROOM_DEMO_PASSWORD", "warroom-demo")
+    # Beat ticks the rollout controller twice a second: at INFO that is several lines a second.
+    celery_level = os.environ.get("WARROOM_CELERY_LOG_LEVEL", "WARNING")
 
     _manage("migrate", "--noinput")
     _manage("ensure_signing_identity")  # a self-signed report-signing pair on first start, and says so
@@ -90,7 +92,7 @@ def run() -> int:
                 "warroom",
                 "worker",
                 "--loglevel",
-                "INFO",
+                celery_level,
                 "--concurrency",
                 os.environ.get("WARROOM_WORKER_CONCURRENCY", "2"),
                 "--hostname",
@@ -107,7 +109,7 @@ def run() -> int:
                 "warroom",
                 "beat",
                 "--loglevel",
-                "INFO",
+                celery_level,
                 "--schedule",
                 str(run_dir / "celerybeat-schedule"),
                 "--pidfile",
