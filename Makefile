@@ -8,10 +8,12 @@ CASE ?=
 
 .PHONY: run test test-unit test-e2e lint bench system-deps services stop-services clean
 
+# Installation talks on stderr, so `make bench` keeps stdout for its JSON lines.
 $(STAMP): requirements.lock
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2
+	@echo "[make] installing pinned dependencies into $(VENV)" >&2
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip >&2
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock >&2
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 ## Start Warroom (embedded PostgreSQL + Redis unless DATABASE_URL / REDIS_URL are set).
