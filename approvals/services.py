@@ -476,8 +476,11 @@ def add_gate(
     quorum: int | None = None,
     decider_role_id: int | None = None,
     veto_role_ids: list[int] = (),
+    system: str = "",
 ) -> Gate:
-    _require_lead(actor, deployment)
+    """The lead adds a gate; or Warroom itself does (``system`` says why, e.g. a SEV1)."""
+    if not system:
+        _require_lead(actor, deployment)
     if not title.strip():
         raise InvalidChange("A gate needs a title.")
     _validate_rule(deployment.pk, voter_role_ids, rule, quorum, {}, decider_role_id, veto_role_ids)
@@ -495,7 +498,13 @@ def add_gate(
     gate.voter_roles.set(voter_role_ids)
     gate.veto_roles.set(veto_role_ids)
     record_event(
-        deployment.pk, actor=actor, action="gate.added", obj=gate, summary=f"Gate added: {gate.title}", after=_gate_config(gate)
+        deployment.pk,
+        actor=actor,
+        actor_label=system or None,
+        action="gate.added",
+        obj=gate,
+        summary=f"Gate added: {gate.title}",
+        after=_gate_config(gate),
     )
     _push(deployment.pk)
     return gate

@@ -24,7 +24,7 @@ from comms.models import Channel, MessageKind, MessageTemplate, TemplateKind
 from comms.rendering import TemplateProblem, render_message
 from deployments import live
 from deployments.events import record_event
-from deployments.models import Deployment, DeploymentRole, EmergencyContact, Participant
+from deployments.models import Deployment, DeploymentRole, EmergencyContact
 from deployments.permissions import Access, PermissionDenied, access_for
 from deployments.services import InvalidChange
 from incidents.models import Incident, IncidentStatus, IncidentUpdate, Page, Severity, UpdateKind
@@ -239,19 +239,12 @@ def _open_rollback_gate(incident: Incident, actor) -> None:
         _timeline(incident, UpdateKind.GATE, "No roles in this deployment: no rollback vote could be opened.")
         return
     decider = next((r for r in roles if "product owner" in r.name.lower()), None)
-    # add_gate is the lead's to call; a SEV1 opens this gate whoever raised it, so Warroom
-    # opens it in the name of the deployment's lead (the incident event names the raiser).
-    lead = actor if access_for(actor, deployment).is_lead else None
-    if lead is None:
-        participant = Participant.objects.filter(deployment=deployment, is_lead=True).select_related("user").first()
-        lead = participant.user if participant else None
-    if lead is None:
-        _timeline(incident, UpdateKind.GATE, "This deployment has no lead: no rollback vote could be opened.")
-        return
     title = f"Roll back? {incident.severity_label} INC-{incident.number}: {incident.title}"[:240] + " (GO continues, NO-GO stops)"
+    # Whoever raised the SEV1, Warroom opens the vote itself, and the log says so.
     gate = add_gate(
         deployment,
-        lead,
+        None,
+        system=f"Incident INC-{incident.number} ({incident.severity_label})",
         title=title,
         voter_role_ids=[r.pk for r in roles],
         rule=GateRule.DECIDER if decider else GateRule.UNANIMOUS,
