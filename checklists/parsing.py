@@ -47,13 +47,14 @@ Checklist content (recognised per line, on the raw inline Markdown of the line)
     and code blocks are listed in reading order (see ``reading_order``).
 
 Step metadata
-    The step's first ``**Responsible:** DevOps Engineer`` line sets its role and the
+    The step's first ``**Responsible:** DevOps Engineer`` line sets its role, the
     first ``**Time Estimate**: 10-15 minutes`` (or Duration, Estimated time…) its
-    duration. Such a line leaves the description only when the canonical rendered
-    line says the same; "Product Owner (meeting facilitator)" stays as written. A
-    step named like a timeline entry ("Step 2.2: Apply Database Migrations" / "T+5 |
-    Apply database migrations") takes that entry's offset, and its duration when it
-    has none.
+    duration and the first ``**Planned start:** T-1h`` (T+30, T+1h30m, T-90m, T-0)
+    its offset. Such a line leaves the description only when the canonical rendered
+    line says the same; "Product Owner (meeting facilitator)" or "T-1h (after the
+    backup)" stays as written. A step named like a timeline entry ("Step 2.2: Apply
+    Database Migrations" / "T+5 | Apply database migrations") takes that entry's
+    offset when it has no planned start of its own, and its duration when it has none.
 
 Descriptions
     Everything else (prose, tables, quotes, lists of links, email templates) is
@@ -628,9 +629,12 @@ _UNIT_MINUTES = {"d": 1440, "h": 60, "m": 1}
 _DURATION = r"(\d+(?:\.\d+)?)[ \t]*(?:(?:-|–|—|to)[ \t]*(\d+(?:\.\d+)?)[ \t]*)?(days?|d|hours?|hrs?|h|minutes?|mins?|m)\b"
 _DURATION_RE = re.compile(_DURATION, re.IGNORECASE)
 _CANONICAL_DURATION_RE = re.compile(rf"[ \t]*{_DURATION}[ \t]*\.?", re.IGNORECASE)
+_T_UNIT = r"(?:days?|d|hours?|hrs?|h|minutes?|mins?|m)"
+# "T-24h", "T+5", "T+1h30m": every amount but the last needs a unit (a bare last one is minutes).
 _T_OFFSET_RE = re.compile(
-    r"T[ \t]*(?:([+\-−–])[ \t]*(\d+(?:\.\d+)?)[ \t]*(days?|d|hours?|hrs?|h|minutes?|mins?|m)?)?", re.IGNORECASE
+    rf"T[ \t]*(?:([+\-−–])[ \t]*((?:\d+(?:\.\d+)?[ \t]*{_T_UNIT}[ \t]*)*\d+(?:\.\d+)?[ \t]*{_T_UNIT}?))?", re.IGNORECASE
 )
+_T_PART_RE = re.compile(rf"(\d+(?:\.\d+)?)[ \t]*({_T_UNIT})?", re.IGNORECASE)
 _CLOCK = r"(\d{1,2})(?::(\d{2}))?[ \t]*(?:([AaPp])\.?[Mm]\.?)?"
 _CLOCK_RE = re.compile(rf"{_CLOCK}(?:[ \t]+[A-Z]{{2,5}})?")
 _CLOCK_PREFIX_RE = re.compile(_CLOCK)
@@ -653,15 +657,38 @@ def _parse_duration(text: str) -> tuple[int, int] | None:
 
 
 def _t_offset(label: str) -> int | None:
-    """ "T-24h" -> -1440, "T+5" -> 5 (bare numbers are minutes), "T-0" -> 0."""
+    """ "T-24h" -> -1440, "T+5" -> 5 (bare numbers are minutes), "T+1h30m" -> 90, "T-0" -> 0."""
     match = _T_OFFSET_RE.fullmatch(label.strip())
     if not match:
         return None
     if match.group(1) is None:
         return 0
-    unit = _UNIT_MINUTES[(match.group(3) or "m")[0].lower()]
-    minutes = round(float(match.group(2)) * unit)
+    minutes = 0
+    for amount, unit in _T_PART_RE.findall(match.group(2)):
+        # Whole numbers stay exact, however large: a rendered offset must read back to the same minutes.
+        number = int(amount) if amount.isdigit() else float(amount)
+        minutes += number * _UNIT_MINUTES[(unit or "m")[0].lower()]
+    minutes = round(minutes)
     return -minutes if match.group(1) != "+" else minutes
+
+
+def _planned_start(value: str) -> tuple[int, bool] | None:
+    """ "T-1h" -> (-60, True); "T-1h (after the backup)" -> (-60, False): the offset, and whether that is all it says.
+
+    None when the value does not start with a signed T-offset (a clock time, "Tuesday").
+    """
+    value = value.strip()
+    offset = _t_offset(value)
+    if offset is not None:
+        return offset, True
+    match = _T_OFFSET_RE.match(value)
+    if match is None or match.group(1) is None:
+        return None
+    end = match.end()
+    if end < len(value) and value[end - 1].isalnum() and value[end].isalnum():  # "T+5m30s", "T+5min2"
+        return None
+    offset = _t_offset(match.group())
+    return None if offset is None else (offset, False)
 
 
 def _clock_minutes(text: str, *, prefix: bool = False) -> int | None:
@@ -700,6 +727,7 @@ def _label_offset(label: str, start_minutes: int | None) -> int | None:
 
 _ROLE_LABELS = {"responsible", "owner", "assignee", "assigned to", "decision maker", "responsible party", "performed by"}
 _DURATION_LABELS = {"time estimate", "estimated time", "duration", "estimated duration", "time required", "est. time"}
+_OFFSET_LABELS = {"planned start"}
 _ATTENDEE_LABELS = {"attendees", "participants", "required attendees"}
 _START_LABELS = {"start time", "start", "time", "deployment time", "deployment start", "go-live time", "kick-off", "kickoff"}
 _ROLE_WORDS_TO_SKIP = {"all", "everyone", "everybody", "anyone", "n/a", "na", "tbd", "none", "-", "—", "–", "team", "?"}
@@ -738,6 +766,7 @@ class _BlockScanner:
         self.pieces: list[tuple[int, list[str], list[int]]] = []
         self.role: str | None = None
         self.duration: tuple[int, int] | None = None
+        self.offset: int | None = None
         self._metadata_lines: list[int] = []
         self._lead_in: str | None = None
         self._unlabelled = 0
@@ -755,9 +784,9 @@ class _BlockScanner:
             self._block(node, None, None, root=True)
 
     def demote_metadata(self) -> None:
-        """Give role and duration lines back to the text: outside a step they describe nothing."""
+        """Give role, duration and planned start lines back to the text: outside a step they describe nothing."""
         self.consumed.difference_update(self._metadata_lines)
-        self.role = self.duration = None
+        self.role = self.duration = self.offset = None
 
     # blocks
 
@@ -900,7 +929,7 @@ class _BlockScanner:
             self.fields.append(ParsedField(label=label, line=line, hint=hint, on_item=on_item))
 
     def _take_metadata(self, labelled: tuple[str, str] | None) -> bool | None:
-        """Use the step's first Responsible / Time Estimate line.
+        """Use the step's first Responsible / Time Estimate / Planned start line.
 
         None if the line is not one; True if the canonical line the renderer writes
         says the same, so the line can leave the description; False if it says more
@@ -915,6 +944,9 @@ class _BlockScanner:
         if label in _DURATION_LABELS and self.duration is None and (duration := _parse_duration(value)):
             self.duration = duration
             return _CANONICAL_DURATION_RE.fullmatch(value) is not None
+        if label in _OFFSET_LABELS and self.offset is None and (planned := _planned_start(value)) is not None:
+            self.offset, whole = planned
+            return whole
         return None
 
     def _fallback_label(self) -> str:
@@ -962,8 +994,8 @@ class _Facts:
 def _describe(lines: list[str], scanner: _BlockScanner, start: int, end: int, *, is_step: bool) -> tuple[str, _Facts]:
     """The region's unconsumed lines as Markdown, plus the facts read from that Markdown.
 
-    Outside a step, Responsible and Time Estimate lines are plain text; in a step they
-    are only text once the step has its own (the renderer writes that one first).
+    Outside a step, Responsible, Time Estimate and Planned start lines are plain text; in
+    a step they are only text once the step has its own (the renderer writes that one first).
 
     Leftovers are cut into runs at consumed lines; each run is de-indented (it may
     come from inside a list) and a run starting mid-paragraph gets its first
@@ -994,11 +1026,18 @@ def _describe(lines: list[str], scanner: _BlockScanner, start: int, end: int, *,
             origins.append(piece_origins[0])
         out += text
         origins += piece_origins
-    has_role, has_duration = not is_step or scanner.role is not None, not is_step or scanner.duration is not None
-    return _finish_description(out, origins, has_role=has_role, has_duration=has_duration)
+    return _finish_description(
+        out,
+        origins,
+        has_role=not is_step or scanner.role is not None,
+        has_duration=not is_step or scanner.duration is not None,
+        has_offset=not is_step or scanner.offset is not None,
+    )
 
 
-def _finish_description(lines: list[str], origins: list[int], *, has_role: bool, has_duration: bool) -> tuple[str, _Facts]:
+def _finish_description(
+    lines: list[str], origins: list[int], *, has_role: bool, has_duration: bool, has_offset: bool
+) -> tuple[str, _Facts]:
     """Check that the description reads back as plain text, and read its facts.
 
     If leftovers combined into something structural (a heading, a box, a first
@@ -1013,8 +1052,13 @@ def _finish_description(lines: list[str], origins: list[int], *, has_role: bool,
     probe = _BlockScanner()
     # Metadata the owner already has makes further metadata lines text, as on a re-parse.
     probe.role, probe.duration = ("" if has_role else None), ((0, 0) if has_duration else None)
+    probe.offset = 0 if has_offset else None
     probe.scan(node for node in nodes if node.type != "heading")
-    new_metadata = (probe.role is not None and not has_role) or (probe.duration is not None and not has_duration)
+    new_metadata = (
+        (probe.role is not None and not has_role)
+        or (probe.duration is not None and not has_duration)
+        or (probe.offset is not None and not has_offset)
+    )
     if probe.found_structure or new_metadata or any(node.type == "heading" for node in nodes):
         return "\n".join(f"> {line}" if line.strip(" \t") else ">" for line in lines), _Facts()
     if nodes and nodes[-1].type == "html_block":
@@ -1298,6 +1342,7 @@ class _Assembler:
             role=scanner.role,
             duration_min_minutes=scanner.duration[0] if scanner.duration else None,
             duration_max_minutes=scanner.duration[1] if scanner.duration else None,
+            offset_minutes=scanner.offset,
             items=scanner.items,
             fields=scanner.fields,
             choices=scanner.choices,
@@ -1366,11 +1411,13 @@ def _name_words(text: str) -> frozenset[str]:
 
 
 def _match_timeline(steps: list[ParsedStep], timeline: list[ParsedTimelineEntry]) -> None:
-    """Give a step the offset (and, lacking its own, the duration) of the timeline entry it is named after.
+    """Give a step the offset and the duration of the timeline entry it is named after, lacking its own.
 
-    Names match when their words are equal, or when one's words (two or more)
-    are all in the other's ("Create Database Backup" / "Database backup"). Each
-    entry goes to the first step that matches it.
+    Names match when their words are equal, or when one's words (two or more) are
+    all in the other's ("Create Database Backup" / "Database backup"). Each entry
+    goes to the first step that matches it. A step with a planned start of its own
+    still takes its entry, so which step an entry goes to does not depend on
+    whether the offset was written out (as the renderer does).
     """
     untaken = {index: _name_words(entry.activity) for index, entry in enumerate(timeline)}
     exact: dict[frozenset[str], list[int]] = {}
@@ -1392,7 +1439,8 @@ def _match_timeline(steps: list[ParsedStep], timeline: list[ParsedTimelineEntry]
             continue
         entry = timeline[min(candidates)]
         del untaken[min(candidates)]
-        step.offset_minutes = entry.offset_minutes
+        if step.offset_minutes is None:
+            step.offset_minutes = entry.offset_minutes
         if step.duration_min_minutes is None and step.duration_max_minutes is None:
             step.duration_min_minutes, step.duration_max_minutes = entry.duration_min_minutes, entry.duration_max_minutes
 

@@ -5,8 +5,9 @@ items, fields, choices, gates, code, descriptions, roles, timeline), so a runboo
 stored in the database can be exported, edited and imported again without drift.
 
 Canonical form: ``#`` title, ``##`` phases, ``###`` steps (``####`` under a section
-heading), then per step ``**Responsible:**``, ``**Time Estimate**:``, the description
-verbatim, and the step's items, fields, choices, gates and code blocks in reading
+heading), then per step ``**Responsible:**``, ``**Time Estimate**:``, ``**Planned
+start:**`` (T-1h, T+30m, T+1h05m, T-0; whatever its source, a timeline entry included),
+the description verbatim, and the step's items, fields, choices, gates and code blocks in reading
 order (``parsing.reading_order``). Labels are written bold (``**Label:** ____``,
 ``**Status:** ☐ A ☐ B``) so that no label can start a list or a heading. The
 timeline lives in the descriptions it was read from, so it is written back there.
@@ -68,6 +69,8 @@ def _step_blocks(step: ParsedStep) -> Iterator[str]:
     high = step.duration_max_minutes if step.duration_max_minutes is not None else low
     if low is not None:
         yield f"**Time Estimate**: {low if low == high else f'{low}-{high}'} minutes"
+    if step.offset_minutes is not None:
+        yield f"**Planned start:** {_offset(step.offset_minutes)}"
     if step.description:
         yield step.description
     # Fill-ins written on an item line come back with the item, so only free-standing ones are written.
@@ -90,6 +93,17 @@ def _step_blocks(step: ParsedStep) -> Iterator[str]:
         yield _entry_block(entry)
     if items:
         yield "\n".join(_item_lines(items, ""))
+
+
+def _offset(minutes: int) -> str:
+    """ "T-1h", "T+30m", "T+1h05m", "T-0": what the parser reads back to the same minutes (and the editor shows)."""
+    if minutes == 0:
+        return "T-0"
+    hours, rest = divmod(abs(minutes), 60)
+    sign = "+" if minutes > 0 else "-"
+    if not hours:
+        return f"T{sign}{rest}m"
+    return f"T{sign}{hours}h" + (f"{rest:02d}m" if rest else "")
 
 
 def _entry_block(entry: ParsedField | ParsedChoice | ParsedGate | ParsedCodeBlock) -> str:

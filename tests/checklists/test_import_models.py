@@ -409,6 +409,35 @@ def test_export_of_an_edited_version_imports_back_with_the_edits():
     assert copied.is_gate
 
 
+def test_a_planned_start_set_in_the_editor_survives_export_and_import():
+    """The offset is written on the step itself, so it comes back even where no timeline entry names the step."""
+    version = import_runbook((SHARED / "expense-accounts-procedure.md").read_bytes()).version
+    editor = _staff()
+    # Step 1.1 is in the timeline at T-1h: the planned start set in the editor wins over it.
+    backup = TemplateStep.objects.get(phase__version=version, title="Step 1.1: Create Database Backup")
+    services.set_step_timing(editor, backup.pk, offset="T-1h35m", duration="10-15")
+    # A new step matches no timeline entry at all.
+    added = services.add_step(editor, backup.phase_id, "Warm the caches")
+    services.add_item(editor, added.pk, kind=ItemKind.CHECK, text="Caches warm")
+    services.set_step_timing(editor, added.pk, offset="T+95", duration="5")
+    backup.refresh_from_db()
+    added.refresh_from_db()
+    assert (backup.offset_minutes, added.offset_minutes) == (-95, 95)
+
+    markdown = export_markdown(version)
+    assert "**Planned start:** T-1h35m" in markdown and "**Planned start:** T+1h35m" in markdown
+    again = import_runbook(markdown.encode()).version
+    assert again.pk != version.pk
+    copies = TemplateStep.objects.filter(phase__version=again)
+    copied_backup = copies.get(title="Step 1.1: Create Database Backup")
+    copied_added = copies.get(title="Warm the caches")
+    timing = ("offset_minutes", "duration_min_minutes", "duration_max_minutes")
+    assert tuple(getattr(copied_backup, name) for name in timing) == (-95, 10, 15)
+    assert tuple(getattr(copied_added, name) for name in timing) == (95, 5, 5)
+    assert structure(again)["steps"] == structure(version)["steps"]
+    assert export_markdown(again) == markdown
+
+
 def test_every_item_is_counted_once_in_the_parse():
     """Guards the helper above: counts() counts nested items, as the stored rows do."""
     parsed = parse_runbook((SHARED / "smartwallet-checklist.md").read_bytes())

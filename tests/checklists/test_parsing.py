@@ -366,6 +366,44 @@ def test_step_metadata():
     assert (second.role, second.duration_min_minutes, second.duration_max_minutes) == (None, 15, 15)
 
 
+def test_planned_start_sets_the_offset():
+    source = "# T\n### A\n**Planned start:** T-1h\n**Time Estimate**: 10-15 minutes\n- [ ] x\n"
+    (step,) = parse_runbook(source).steps()
+    assert (step.offset_minutes, step.duration_min_minutes, step.duration_max_minutes) == (-60, 10, 15)
+    assert step.description == ""  # both lines say no more than the canonical ones: they leave the description
+
+
+@pytest.mark.parametrize(
+    ("written", "minutes"),
+    [("T-1h", -60), ("T+30", 30), ("T+1h30m", 90), ("T-90m", -90), ("T-0", 0), ("T+1h05m", 65), ("T-24h", -1440)],
+)
+def test_planned_start_formats(written, minutes):
+    (step,) = parse_runbook(f"# T\n### A\n**Planned start:** {written}\n- [ ] x\n").steps()
+    assert (step.offset_minutes, step.description) == (minutes, "")
+
+
+def test_planned_start_wins_over_the_timeline_and_keeps_what_it_says_beyond_the_offset():
+    source = (
+        "# T\n## Timeline\n| Time | Activity |\n|---|---|\n| T+5 | Apply migrations |\n| T+20 | Deploy code |\n"
+        "## Run\n### Apply migrations\n**Planned start:** T+10 (once the backup is verified)\n- [ ] migrate\n"
+        "### Deploy code\n**Planned start:** 10:30 AM\n- [ ] deploy\n"
+        "### Smoke tests\n**Planned start:** T+1h\n**Planned start:** T+2h\n- [ ] test\n"
+    )
+    migrate, deploy, smoke = parse_runbook(source).steps()
+    assert migrate.offset_minutes == 10
+    assert migrate.description == "**Planned start:** T+10 (once the backup is verified)"
+    # Not a T-offset: the line is text, and the timeline entry gives the offset.
+    assert (deploy.offset_minutes, deploy.description) == (20, "**Planned start:** 10:30 AM")
+    # The first planned start counts; a later one is text.
+    assert (smoke.offset_minutes, smoke.description) == (60, "**Planned start:** T+2h")
+
+
+def test_planned_start_outside_a_step_is_text():
+    runbook = parse_runbook("# T\n## P\n**Planned start:** T-1h\n### A\n- [ ] x\n")
+    assert runbook.phases[0].description == "**Planned start:** T-1h"
+    assert next(runbook.steps()).offset_minutes is None
+
+
 def test_implicit_steps_and_phase_descriptions():
     source = "# T\n\nIntro.\n\n## Checks\n\nRun these:\n\n- [ ] a\n\n### Later\n\n- [ ] b\n\n## Notes\n\nJust prose.\n"
     runbook = parse_runbook(source)

@@ -2,8 +2,8 @@
 
 The structure compared is everything the parser produces except source line
 numbers: titles, sections, descriptions, items (text, checked, number, group,
-children), fields, choices, gates, code, roles, durations, offsets and the
-timeline. Rendering is also checked to be idempotent.
+children), fields, choices, gates, code, roles, durations, offsets (planned
+starts) and the timeline. Rendering is also checked to be idempotent.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checklists.parsing import RunbookImportError, make_synthetic_runbook, parse_runbook
+from checklists.parsing import (
+    ParsedItem,
+    ParsedPhase,
+    ParsedRunbook,
+    ParsedStep,
+    RunbookImportError,
+    make_synthetic_runbook,
+    parse_runbook,
+)
 from checklists.rendering import render_markdown
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "checklists" / "demo"
@@ -71,6 +79,49 @@ def test_round_trip_keeps_what_the_brief_names(name):
 
 def test_synthetic_runbook_round_trips():
     assert_round_trip(make_synthetic_runbook(40_000))
+
+
+def _one_step(**timing) -> ParsedRunbook:
+    step = ParsedStep(title="Deploy", number=None, line=3, items=[ParsedItem(text="deploy", checked=False, number=None, line=4)])
+    for name, value in timing.items():
+        setattr(step, name, value)
+    return ParsedRunbook(
+        title="Release", description="", phases=[ParsedPhase(title="Run", line=2, steps=[step])], roles=[], timeline=[]
+    )
+
+
+def test_a_planned_start_without_a_timeline_survives_rendering():
+    """An offset set in the editor matches no timeline entry: the rendered step carries it itself."""
+    markdown = render_markdown(_one_step(offset_minutes=95, duration_min_minutes=10, duration_max_minutes=15))
+    assert "**Planned start:** T+1h35m" in markdown
+    (step,) = parse_runbook(markdown).steps()
+    assert (step.offset_minutes, step.duration_min_minutes, step.duration_max_minutes) == (95, 10, 15)
+    assert step.description == ""
+    assert_round_trip(markdown)
+
+
+@pytest.mark.parametrize("minutes", [0, -1, 30, -60, 90, -90, 95, 1440, -1441, 43_200])
+def test_every_offset_reads_back_exactly(minutes):
+    (step,) = parse_runbook(render_markdown(_one_step(offset_minutes=minutes))).steps()
+    assert (step.offset_minutes, step.duration_min_minutes, step.duration_max_minutes) == (minutes, None, None)
+
+
+@pytest.mark.parametrize(("low", "high"), [(0, 0), (5, 5), (10, 15), (90, 120)])
+def test_durations_are_written_with_the_offset(low, high):
+    markdown = render_markdown(_one_step(offset_minutes=-30, duration_min_minutes=low, duration_max_minutes=high))
+    (step,) = parse_runbook(markdown).steps()
+    assert (step.offset_minutes, step.duration_min_minutes, step.duration_max_minutes) == (-30, low, high)
+
+
+def test_an_offset_from_the_timeline_is_written_and_the_entry_still_goes_to_the_same_step():
+    source = (
+        "# T\n## Timeline\n| Time | Activity | Duration |\n|---|---|---|\n| T+5 | Apply migrations | 15 min |\n"
+        "## Run\n### Apply migrations\n- [ ] migrate\n### Apply migrations\n- [ ] again\n"
+    )
+    first, second = parse_runbook(source).steps()
+    assert (first.offset_minutes, first.duration_min_minutes, second.offset_minutes) == (5, 15, None)
+    assert "**Planned start:** T+5m" in render_markdown(parse_runbook(source))
+    assert_round_trip(source)
 
 
 # Minimised failures found by fuzzing while this was written; each one broke the round trip once.
@@ -132,7 +183,8 @@ FRAGMENTS = [
     "- [ ] Engineering Manager: ____ Date: ____", "☐", "☐ ☐", "[ ] [ ]", "Foo. **Error:** ____",
     # metadata and timeline
     "**Responsible:** DevOps Engineer", "**Responsible:** Product Owner (facilitator)",
-    "**Time Estimate**: 10-15 minutes",
+    "**Time Estimate**: 10-15 minutes", "**Planned start:** T-1h", "**Planned start:** T+1h30m (after backup)",
+    "Planned start: T-0", "**Planned start:** 10:00 AM", "- **T+1h30m**: Deploy",
     "**Duration:** 2 hours (incl. checks)", "**Attendees:** QA Lead, DBA and Ops",
     "**Time**: 10:00 AM EST", "- **09:30 AM**: Checks",
     "- **T+5**: Migrate", "T-1h - Backup", "| Time | Activity | Duration | Responsible |",
