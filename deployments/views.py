@@ -216,13 +216,8 @@ def item_update(request, pk, item_pk):
 def change_state(request, pk):
     deployment = get_visible_deployment_or_404(request.user, pk)
     reason = request.POST.get("reason") or request.headers.get("HX-Prompt", "")
-    try:
-        services.change_state(deployment.pk, request.user, request.POST.get("state", ""), reason=reason)
-    except services.InvalidChange as exc:
-        return toast_response(str(exc), 400)
-    except PermissionDenied as exc:
-        return toast_response(str(exc), 403)
-    return done_response()
+    new_state = request.POST.get("state", "")
+    return service_response(lambda: services.change_state(deployment.pk, request.user, new_state, reason=reason))
 
 
 @login_required
@@ -232,13 +227,8 @@ def reanchor(request, pk):
     form = ReanchorForm(request.POST)
     if not form.is_valid():
         return toast_response("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), 400)
-    try:
-        services.reanchor_t0(deployment.pk, request.user, form.cleaned_data["t0"], reason=form.cleaned_data["reason"])
-    except services.InvalidChange as exc:
-        return toast_response(str(exc), 400)
-    except PermissionDenied as exc:
-        return toast_response(str(exc), 403)
-    return done_response()
+    t0, reason = form.cleaned_data["t0"], form.cleaned_data["reason"]
+    return service_response(lambda: services.reanchor_t0(deployment.pk, request.user, t0, reason=reason))
 
 
 @login_required
