@@ -250,9 +250,24 @@ def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
         validate_action(action, spec)
     except ValidationError as exc:
         messages = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
-        raise RunbookImportError(messages, line=block.line) from None
+        raise RunbookImportError(messages, line=_line_naming(block, messages)) from None
     step.action, step.action_config = action, spec
     step.save(update_fields=["action", "action_config"])
+
+
+def _line_naming(block, message: str) -> int:
+    """The line inside the block that holds the first setting the message names, else the fence's line."""
+    import re
+
+    lines = block.code.splitlines()
+    words = re.findall(r"[A-Za-z_]+", message)
+    containers = {"router", "gates", "checks", "stages"}  # a setting inside one is the better answer
+    for word in [w for w in words if w not in containers] + [w for w in words if w in containers]:
+        key = f'"{word}"'
+        for offset, text in enumerate(lines):
+            if key in text and re.search(re.escape(key) + r"\s*:", text):
+                return block.line + 1 + offset
+    return block.line
 
 
 # --- back to Markdown ------------------------------------------------------------------

@@ -62,10 +62,13 @@ def _validate_check(index: int, check) -> None:
         raise ValidationError({"action_config": f"{where} must be an object."})
     kind = check.get("type")
     if kind == "http":
-        url = str(check.get("url", "")).replace("{base_url}", "http://base")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValidationError({"action_config": f"{where}.url {check.get('url')!r} is not an http(s) URL."})
+        if check_path(check.get("url")) is None:
+            raise ValidationError(
+                {
+                    "action_config": f"{where}.url {check.get('url')!r}: a smoke check names a path on its target "
+                    '("{base_url}/health" or "/health"); the address itself is the target\'s, defined by an administrator.'
+                }
+            )
         if str(check.get("method", "GET")).upper() not in ("GET", "HEAD", "POST"):
             raise ValidationError({"action_config": f"{where}.method must be GET, HEAD or POST."})
         for key in ("expect_status", "max_ms"):
@@ -95,7 +98,7 @@ def pg_tool(name: str) -> str:
 def libpq_env(database_url: str) -> tuple[str, dict]:
     """The URL without its password (argv is visible in ps), and PGPASSWORD for the child."""
     parts = urlsplit(database_url)
-    env = dict(os.environ)
+    env = {}
     if parts.password:
         env["PGPASSWORD"] = parts.password
         netloc = parts.netloc.replace(f":{parts.password}@", "@", 1)
@@ -242,8 +245,8 @@ def _apply_retention(ctx: RunContext, store: Path, keep: int) -> list[str]:
 
 
 def migration_env(target: Target) -> tuple[dict, list[str]]:
-    """The migration's environment and the secrets in it (to mask in its output)."""
-    env = dict(os.environ)
+    """The migration's environment (only what the target defines) and the secrets in it (to mask in its output)."""
+    env = {}
     secrets = []
     for name, spec in target.migrate_env.items():
         if spec == "@database_url":
@@ -293,13 +296,41 @@ def smoke(ctx: RunContext, target: Target, config: dict) -> dict:
     return outcome
 
 
+def check_path(url) -> str | None:
+    """The path a smoke check asks for on its target ("{base_url}/x" or "/x"), or None if it names another address."""
+    if not isinstance(url, str):
+        return None
+    path = url.removeprefix("{base_url}")
+    if not path.startswith("/") or path.startswith("//") or "{" in path:
+        return None
+    if any(c.isspace() or ord(c) < 32 for c in path) or "@" in path.split("?")[0]:
+        return None
+    return path
+
+
+def target_url(target: Target, path: str) -> str | None:
+    """The target's base URL (an administrator's) with the check's path; None if the result leaves that address."""
+    base = urlsplit(target.base_url or "")
+    if base.scheme not in ("http", "https") or not base.netloc:
+        return None
+    url = (target.base_url or "").rstrip("/") + path
+    parts = urlsplit(url)
+    return url if (parts.scheme, parts.netloc) == (base.scheme, base.netloc) else None
+
+
 def _http_check(ctx: RunContext, target: Target, check: dict) -> dict:
-    url = check["url"].replace("{base_url}", (target.base_url or "").rstrip("/"))
     method = check.get("method", "GET").upper()
-    name = check.get("name") or f"{method} {url}"
+    path = check_path(check.get("url"))
+    url = target_url(target, path) if path is not None else None
+    name = check.get("name") or f"{method} {url or check.get('url')}"
     data = json.dumps(check["body"]).encode() if "body" in check else None
-    if urlsplit(url).scheme not in ("http", "https"):
-        return {"name": name, "ok": False, "detail": f"not an http(s) URL: {url}", "ms": None}
+    if url is None:
+        return {
+            "name": name,
+            "ok": False,
+            "detail": f"{check.get('url')!r} is not a path on target {target.name}'s base URL ({target.base_url or 'none set'})",
+            "ms": None,
+        }
     request = urllib.request.Request(url, method=method, data=data, headers={"User-Agent": "Warroom smoke check"})  # noqa: S310
     started = time.monotonic()
     try:
@@ -332,11 +363,18 @@ def _http_check(ctx: RunContext, target: Target, check: dict) -> dict:
     return {"name": name, "ok": not problems, "detail": "; ".join(problems) or f"{status} in {elapsed} ms", "ms": elapsed}
 
 
+SQL_CHECK_TIMEOUT_MS = 30_000
+
+
 def _sql_check(ctx: RunContext, target: Target, check: dict) -> dict:
     name = check.get("name") or check["query"][:60]
     try:
-        with connect(ctx, _require_database(target)) as conn:
-            row = conn.execute(check["query"]).fetchone()
+        with connect(ctx, _require_database(target)) as conn, conn.transaction():
+            # A check reads: one statement (a prepared statement cannot hold two), in a
+            # read-only transaction, bounded in time.
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute(f"SET LOCAL statement_timeout = {SQL_CHECK_TIMEOUT_MS}")
+            row = conn.execute(check["query"], prepare=True).fetchone()
     except ActionFailed as exc:
         return {"name": name, "ok": False, "detail": str(exc)}
     except psycopg.Error as exc:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from rollouts.models import Target, TargetBinding, TaskRun
+from rollouts.models import MetricSource, Router, Target, TargetBinding, TaskRun
 
 
 @admin.register(Target)
@@ -24,3 +24,21 @@ class TaskRunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(Router)
+class RouterAdmin(admin.ModelAdmin):
+    """Routers are the admins' business too: a rollout plan only names one."""
+
+    list_display = ("name", "kind", "description", "upstream_file", "url")
+    list_filter = ("kind",)
+    search_fields = ("name",)
+
+
+@admin.register(MetricSource)
+class MetricSourceAdmin(admin.ModelAdmin):
+    """Where metric gates read numbers; a plan gives only the query or JSON path."""
+
+    list_display = ("name", "kind", "url", "description")
+    list_filter = ("kind",)
+    search_fields = ("name",)

@@ -72,11 +72,7 @@ def validate_plan(spec: dict) -> list[str]:
     strategy = spec.get("strategy", Strategy.CANARY)
     if strategy not in Strategy.values:
         problems.append(f"strategy must be one of {', '.join(Strategy.values)}")
-    router = spec.get("router", {"kind": "manual"})
-    if not isinstance(router, dict):
-        problems.append("router must be an object with a kind")
-    else:
-        problems += traffic.validate_router(router.get("kind", "manual"), router)
+    problems += traffic.resolve_router(spec.get("router"))[1]
     stages = spec.get("stages")
     if strategy in (Strategy.BLUE_GREEN, Strategy.ALL_AT_ONCE) and stages is None:
         stages = [{"weight": 100, "hold": spec.get("hold", 0)}]
@@ -123,13 +119,13 @@ def define_plan(deployment: Deployment, spec: dict, *, step=None, actor=None) ->
         raise InvalidChange("The rollout has started: its plan can no longer change.")
     if existing:
         existing.delete()
-    router = spec.get("router", {"kind": "manual"})
+    router, _ = traffic.resolve_router(spec.get("router"))
     plan = RolloutPlan.objects.create(
         deployment=deployment,
         step=step,
         strategy=spec.get("strategy", Strategy.CANARY),
-        router=router.get("kind", "manual"),
-        router_config={k: v for k, v in router.items() if k != "kind"},
+        router=router.kind if router else RouterKind.MANUAL,
+        router_def=router,
         sample_seconds=parse_duration(spec.get("sample", spec.get("sample_seconds", 30))),
     )
     stages = spec.get("stages") or [{"weight": 100, "hold": spec.get("hold", 0)}]
@@ -138,12 +134,13 @@ def define_plan(deployment: Deployment, spec: dict, *, step=None, actor=None) ->
         for i, s in enumerate(stages)
     )
     for gate in spec.get("gates", []):
-        source_config = {k: gate[k] for k in ("url", "query", "path") if k in gate}
+        source = metrics.resolve_source(gate["source"])
         MetricGate.objects.create(
             plan=plan,
             name=gate["name"],
-            source=gate["source"],
-            source_config=source_config,
+            source=source.kind if source else SourceKind.MANUAL,
+            source_def=source,
+            source_config={k: gate[k] for k in ("query", "path") if k in gate},
             comparator=gate.get("comparator", "<"),
             threshold=float(gate["threshold"]),
             unit=gate.get("unit", ""),
@@ -400,7 +397,7 @@ def tick(plan_id: int, now=None) -> str:
                 record_event(plan.deployment_id, actor=None, action="rollout.paused", obj=plan, summary=plan.reason)
                 _push(plan.deployment_id)
                 return "router-failed"
-            if plan.router == RouterKind.MANUAL:
+            if plan.router_def_id is None:
                 plan.state = RolloutState.WAITING
                 plan.save(update_fields=["state"])
                 record_event(plan.deployment_id, actor=None, action="rollout.waiting", obj=plan, summary=done)
@@ -421,7 +418,7 @@ def tick(plan_id: int, now=None) -> str:
 def _sample_and_decide(plan, stages, stage, now) -> str:
     plan.last_sample_at = now
     plan.save(update_fields=["last_sample_at"])
-    gates = list(plan.gates.all())
+    gates = list(plan.gates.select_related("source_def"))
     latest = {}
     for gate in gates:
         if gate.source == SourceKind.MANUAL:

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from deployments import live
 from deployments.views import toast_response
+from rollouts.models import DEMO_ROUTER, DEMO_SOURCE
 
 SECRET_ENV = "WARROOM_DEMO_ROUTER_SECRET"  # noqa: S105 (the variable's name, not a secret)
 _ERROR_KEY = "warroom:demo:error_rate"
@@ -67,17 +68,17 @@ def router(request):
     return JsonResponse({"ok": True, **weights})
 
 
-def demo_plan(base_url: str) -> dict:
+def demo_plan() -> dict:
+    """The demo's rollout: it names the router and metric source `seed_demo` defines."""
     return {
         "strategy": "canary",
-        "router": {"kind": "webhook", "url": f"{base_url}/demo/router", "secret_env": SECRET_ENV},
+        "router": DEMO_ROUTER,
         "sample": 5,
         "stages": [{"weight": 10, "hold": "60s"}, {"weight": 50, "hold": "60s"}, {"weight": 100, "hold": "30s"}],
         "gates": [
             {
                 "name": "error_rate",
-                "source": "http_json",
-                "url": f"{base_url}/demo/metrics",
+                "source": DEMO_SOURCE,
                 "path": "error_rate_percent",
                 "comparator": "<",
                 "threshold": 1,
@@ -86,8 +87,7 @@ def demo_plan(base_url: str) -> dict:
             },
             {
                 "name": "p95_latency",
-                "source": "http_json",
-                "url": f"{base_url}/demo/metrics",
+                "source": DEMO_SOURCE,
                 "path": "p95_latency_ms",
                 "comparator": "<",
                 "threshold": 500,

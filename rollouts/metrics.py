@@ -9,7 +9,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from rollouts.models import MetricGate, SourceKind
+from rollouts.models import MetricGate, MetricSource, MetricSourceKind, SourceKind
 
 
 @dataclass
@@ -19,12 +19,14 @@ class Sample:
 
 
 def sample(gate: MetricGate) -> Sample:
+    """Read the gate's number from its administrator-defined source (the plan gives only the query or path)."""
     config = gate.source_config or {}
-    if gate.source == SourceKind.PROMETHEUS:
-        return _prometheus(config)
-    if gate.source == SourceKind.HTTP_JSON:
-        return _http_json(config)
-    return Sample(None, "waiting for a person to read it")
+    source = gate.source_def
+    if source is None:
+        return Sample(None, "waiting for a person to read it")
+    if source.kind == MetricSourceKind.PROMETHEUS:
+        return _prometheus(source.url, config)
+    return _http_json(source.url, config)
 
 
 def _get_json(url: str) -> tuple[dict | list | None, str]:
@@ -49,8 +51,8 @@ def _number(value) -> Sample:
     return Sample(number)
 
 
-def _prometheus(config: dict) -> Sample:
-    url = config["url"].rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": config["query"]})
+def _prometheus(base_url: str, config: dict) -> Sample:
+    url = base_url.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": config["query"]})
     body, problem = _get_json(url)
     if problem:
         return Sample(None, f"Prometheus {problem}")
@@ -67,8 +69,8 @@ def _prometheus(config: dict) -> Sample:
     return _number(result[0]["value"][1])
 
 
-def _http_json(config: dict) -> Sample:
-    body, problem = _get_json(config["url"])
+def _http_json(url: str, config: dict) -> Sample:
+    body, problem = _get_json(url)
     if problem:
         return Sample(None, problem)
     value = body
@@ -80,24 +82,46 @@ def _http_json(config: dict) -> Sample:
     return _number(value)
 
 
+def resolve_source(name) -> MetricSource | None:
+    """A gate's ``source``: "manual" (None) or the name of an administrator-defined metric source."""
+    if name == SourceKind.MANUAL:
+        return None
+    return MetricSource.objects.filter(name=str(name)).first()
+
+
+def _text(value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _defined_sources() -> str:
+    names = list(MetricSource.objects.values_list("name", flat=True)[:20])
+    return f" (defined: {', '.join(names)})" if names else " (none is defined yet: an administrator adds them in the admin)"
+
+
 def validate_gate(index: int, spec: dict) -> list[str]:
     where = f"gates[{index}]"
     problems = []
     if not spec.get("name"):
         problems.append(f"{where}.name is required")
-    source = spec.get("source")
-    if source not in SourceKind.values:
-        problems.append(f"{where} has no source (prometheus, http_json or manual)")
-    elif source == SourceKind.PROMETHEUS:
-        if not str(spec.get("url", "")).startswith(("http://", "https://")):
-            problems.append(f"{where}.url must be the Prometheus http(s) URL")
-        if not spec.get("query"):
-            problems.append(f"{where}.query is required for Prometheus")
-    elif source == SourceKind.HTTP_JSON:
-        if not str(spec.get("url", "")).startswith(("http://", "https://")):
-            problems.append(f"{where}.url must be an http(s) URL")
-        if not spec.get("path"):
-            problems.append(f"{where}.path (e.g. data.error_rate) is required")
+    if "url" in spec:
+        problems.append(
+            f"{where}.url cannot be given in a plan — metric sources are defined by an administrator; "
+            f'name one in "source"{_defined_sources()}'
+        )
+    name = spec.get("source")
+    source = None
+    if not name:
+        problems.append(f'{where} has no source (the name of a metric source, or "manual")')
+    elif not isinstance(name, str):
+        problems.append(f"{where}.source must be a name")
+    elif name != SourceKind.MANUAL:
+        source = resolve_source(name)
+        if source is None:
+            problems.append(f"{where}.source: no metric source named {name!r}{_defined_sources()}")
+    if source is not None and source.kind == MetricSourceKind.PROMETHEUS and not _text(spec.get("query")):
+        problems.append(f"{where}.query (text) is required for a Prometheus source")
+    if source is not None and source.kind == MetricSourceKind.HTTP_JSON and not _text(spec.get("path")):
+        problems.append(f"{where}.path (text, e.g. data.error_rate) is required for an HTTP JSON source")
     if spec.get("comparator", "<") not in ("<", "<=", ">", ">="):
         problems.append(f"{where}.comparator must be <, <=, > or >=")
     threshold = spec.get("threshold")

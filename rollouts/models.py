@@ -205,6 +205,94 @@ class RouterKind(models.TextChoices):
     MANUAL = "manual", "Manual: a person changes it and confirms"
 
 
+class Router(models.Model):
+    """Where traffic weights are set: defined by an administrator, named by rollout plans.
+
+    A plan (or a runbook's ``warroom`` block) says only ``"router": "<name>"``; the file
+    nginx reads, the commands that test and reload it, and the webhook's address and
+    secret live here, so nothing a war-room user types becomes a path, a command or a
+    URL that a worker acts on.
+    """
+
+    name = models.SlugField(max_length=60, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    kind = models.CharField(max_length=10, choices=[(k.value, k.label) for k in (RouterKind.NGINX, RouterKind.WEBHOOK)])
+    upstream_file = models.CharField(max_length=500, blank=True, help_text="nginx: the file holding the upstream block")
+    upstream_name = models.CharField(max_length=100, blank=True, help_text="nginx: the upstream's name")
+    stable_server = models.CharField(max_length=200, blank=True, help_text="nginx: host:port of the stable version")
+    canary_server = models.CharField(max_length=200, blank=True, help_text="nginx: host:port of the new version")
+    test_argv = models.JSONField(default=list, blank=True, help_text='nginx: e.g. ["nginx", "-t", "-q"]')
+    reload_argv = models.JSONField(default=list, blank=True, help_text='nginx: e.g. ["nginx", "-s", "reload"]')
+    url = models.URLField(blank=True, help_text="webhook: where weights are POSTed")
+    secret_env = models.CharField(
+        max_length=100, blank=True, help_text="webhook: name of the environment variable holding the HMAC secret"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        problems = {}
+        if self.kind == RouterKind.NGINX:
+            for key in ("upstream_file", "upstream_name", "stable_server", "canary_server"):
+                if not getattr(self, key):
+                    problems[key] = "Required for an nginx router."
+            for key in ("test_argv", "reload_argv"):
+                try:
+                    validate_argv(getattr(self, key), key)
+                except ValidationError as exc:
+                    problems.update(exc.message_dict)
+            if self.upstream_file and not Path(self.upstream_file).is_absolute():
+                problems["upstream_file"] = "Give an absolute path."
+        elif self.kind == RouterKind.WEBHOOK:
+            try:
+                validate_url(self.url, "url")
+            except ValidationError as exc:
+                problems.update(exc.message_dict)
+            if not self.secret_env:
+                problems["secret_env"] = "Name the environment variable holding the HMAC secret."  # noqa: S105 (a message)
+            elif self.secret_env not in os.environ:
+                problems["secret_env"] = f"The environment variable {self.secret_env} is not set."
+        else:
+            problems["kind"] = "A router is nginx or webhook (a manual rollout needs no router)."
+        if problems:
+            raise ValidationError(problems)
+
+
+# The router and metric source that `seed_demo` defines for the demo's pretend production.
+DEMO_ROUTER = "demo-router"
+DEMO_SOURCE = "demo-metrics"
+
+
+class MetricSourceKind(models.TextChoices):
+    PROMETHEUS = "prometheus", "Prometheus server"
+    HTTP_JSON = "http_json", "HTTP endpoint answering JSON"
+
+
+class MetricSource(models.Model):
+    """Where metric gates read numbers: defined by an administrator, named by rollout plans.
+
+    A plan gives the query (Prometheus) or the JSON path (HTTP) to read from it, never the address.
+    """
+
+    name = models.SlugField(max_length=60, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    kind = models.CharField(max_length=12, choices=MetricSourceKind.choices)
+    url = models.URLField(help_text="Prometheus: the server's base URL; HTTP: the URL answering JSON")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        validate_url(self.url, "url")
+
+
 class RolloutState(models.TextChoices):
     DRAFT = "draft", "Not started"
     RUNNING = "running", "Running"
@@ -226,7 +314,14 @@ class RolloutPlan(models.Model):
     )
     strategy = models.CharField(max_length=12, choices=Strategy.choices, default=Strategy.CANARY)
     router = models.CharField(max_length=10, choices=RouterKind.choices, default=RouterKind.MANUAL)
-    router_config = models.JSONField(default=dict, blank=True)
+    router_def = models.ForeignKey(
+        Router,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="plans",
+        help_text="The administrator-defined router (none for a manual rollout)",
+    )
     sample_seconds = models.PositiveIntegerField(default=30, help_text="How often gates are sampled")
     state = models.CharField(max_length=10, choices=RolloutState.choices, default=RolloutState.DRAFT)
     stage_index = models.IntegerField(default=-1, help_text="-1: not started")
@@ -273,7 +368,15 @@ class MetricGate(models.Model):
     plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="gates")
     name = models.CharField(max_length=80)
     source = models.CharField(max_length=12, choices=SourceKind.choices)
-    source_config = models.JSONField(default=dict, blank=True, help_text='{"url", "query"} or {"url", "path"}')
+    source_def = models.ForeignKey(
+        MetricSource,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="gates",
+        help_text="The administrator-defined source (none when a person reads the value)",
+    )
+    source_config = models.JSONField(default=dict, blank=True, help_text='{"query"} (Prometheus) or {"path"} (HTTP JSON)')
     comparator = models.CharField(max_length=2, choices=[("<", "<"), ("<=", "≤"), (">", ">"), (">=", "≥")], default="<")
     threshold = models.FloatField()
     unit = models.CharField(max_length=12, blank=True)

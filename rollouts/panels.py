@@ -7,7 +7,7 @@ from django.utils.html import escape
 
 from deployments import live
 from deployments.board import render_events
-from rollouts.models import TaskRun
+from rollouts.models import DEMO_SOURCE, TaskRun
 
 TEMPLATE = "deployments/warroom.html"
 RUNS_PER_STEP = 3
@@ -46,7 +46,7 @@ def load_rollout(deployment_id: int) -> dict | None:
     if plan is None:
         return None
     stages = list(plan.stages.all())
-    gates = list(plan.gates.all())
+    gates = list(plan.gates.select_related("source_def"))
     readings = list(recent_readings(plan))
     latest = {}
     for reading in readings:
@@ -56,7 +56,7 @@ def load_rollout(deployment_id: int) -> dict | None:
         "stages": stages,
         "gates": [{"gate": g, "latest": latest.get(g.pk), "chart": gate_chart(g, readings)} for g in gates],
         "rollback_phase": rollback_phase(deployment_id) if plan.state == "aborted" else None,
-        "is_demo": any("/demo/metrics" in str(g.source_config.get("url", "")) for g in gates),
+        "is_demo": any(g.source_def is not None and g.source_def.name == DEMO_SOURCE for g in gates),
     }
 
 

@@ -57,6 +57,21 @@ def mask(text: str, secrets: list[str]) -> str:
     return _URL_PASSWORD.sub(lambda m: m.group("scheme") + MASK + m.group("at"), text)
 
 
+# The only variables of Warroom's own environment a child process sees: enough to find
+# programs and to print text. Secrets (DATABASE_URL, REDIS_URL, router and signing
+# secrets) never leak into a target's commands; what a command needs, its target defines.
+INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("LANG", "C.UTF-8")
+    env.update(extra or {})
+    return env
+
+
 @dataclass
 class RunContext:
     run: TaskRun
@@ -128,7 +143,10 @@ class RunContext:
     def run_process(
         self, argv: list[str], *, env: dict | None = None, cwd: str | None = None, timeout: float | None = None
     ) -> int:
-        """Run argv (no shell), streaming each output line to the log. Returns the exit code."""
+        """Run argv (no shell), streaming each output line to the log. Returns the exit code.
+
+        The child sees ``child_environment(env)``: a few neutral variables plus ``env``.
+        """
         self.check_cancelled()
         self.log("$ " + " ".join(argv))
         try:
@@ -137,7 +155,7 @@ class RunContext:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=env,
+                env=child_environment(env),
                 cwd=cwd or None,
                 start_new_session=True,
                 text=True,

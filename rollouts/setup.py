@@ -11,7 +11,7 @@ from django.db import transaction
 
 from checklists.models import TemplateStep
 from rollouts.actions import validate_action
-from rollouts.models import Target
+from rollouts.models import DEMO_ROUTER, DEMO_SOURCE, MetricSource, MetricSourceKind, Router, RouterKind, Target
 
 
 @transaction.atomic
@@ -92,10 +92,28 @@ DEMO_ACTIONS = {
 }
 
 
+def ensure_demo_rollout_definitions(*, base_url: str) -> tuple[Router, MetricSource]:
+    """What an administrator would define for the demo: its router and its metrics, both inside Warroom."""
+    from rollouts.demo import SECRET_ENV
+
+    router = Router.objects.filter(name=DEMO_ROUTER).first() or Router(name=DEMO_ROUTER)
+    router.kind, router.url, router.secret_env = RouterKind.WEBHOOK, f"{base_url}/demo/router", SECRET_ENV
+    router.description = "The demo's pretend load balancer (HMAC-signed webhook inside Warroom)"
+    router.full_clean()
+    router.save()
+    source = MetricSource.objects.filter(name=DEMO_SOURCE).first() or MetricSource(name=DEMO_SOURCE)
+    source.kind, source.url = MetricSourceKind.HTTP_JSON, f"{base_url}/demo/metrics"
+    source.description = "The demo's pretend production metrics"
+    source.full_clean()
+    source.save()
+    return router, source
+
+
 def apply_demo_actions(version, *, base_url: str) -> None:
     from rollouts.demo import demo_plan
 
-    actions = {**DEMO_ACTIONS, DEMO_ROLLOUT_STEP: ("rollout", demo_plan(base_url))}
+    ensure_demo_rollout_definitions(base_url=base_url)
+    actions = {**DEMO_ACTIONS, DEMO_ROLLOUT_STEP: ("rollout", demo_plan())}
     for step in TemplateStep.objects.filter(phase__version=version):
         for prefix, (action, config) in actions.items():
             if step.title.startswith(prefix) and step.action != action:

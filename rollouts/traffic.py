@@ -15,7 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rollouts.models import RouterKind
+from rollouts.models import Router, RouterKind
+from rollouts.runner import child_environment
 
 
 class RouterError(Exception):
@@ -35,7 +36,9 @@ def nginx_upstream(name: str, stable: str, canary: str, weight: int) -> str:
 
 def _run(argv, what):
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=30, check=False, env=child_environment(), stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RouterError(f"{what} could not run: {exc}") from None
     if done.returncode != 0:
@@ -43,67 +46,76 @@ def _run(argv, what):
 
 
 def apply_weight(plan, weight: int, *, reason: str) -> str:
-    """Put ``weight`` % of traffic on the new version. Returns what was done, in words;
-    for a manual router, what the person must do."""
-    config = plan.router_config or {}
-    if plan.router == RouterKind.NGINX:
-        path = Path(config["upstream_file"])
+    """Put ``weight`` % of traffic on the new version through the plan's administrator-defined
+    router. Returns what was done, in words; for a manual rollout, what the person must do."""
+    router = plan.router_def
+    if router is None:
+        return f"Set the new version's traffic to {weight} % and confirm here."
+    if router.kind == RouterKind.NGINX:
+        path = Path(router.upstream_file)
         previous = path.read_text() if path.exists() else None
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".warroom-tmp")
-        tmp.write_text(nginx_upstream(config["upstream_name"], config["stable_server"], config["canary_server"], weight))
+        tmp.write_text(nginx_upstream(router.upstream_name, router.stable_server, router.canary_server, weight))
         tmp.replace(path)
         try:
-            _run(config["test_argv"], "nginx configuration test")
+            _run(list(router.test_argv), "nginx configuration test")
         except RouterError:
             if previous is None:
                 path.unlink(missing_ok=True)
             else:
                 path.write_text(previous)  # never leave a broken config for the next reload
             raise
-        _run(config["reload_argv"], "nginx reload")
-        return f"nginx upstream {config['upstream_name']}: {weight} % new, {100 - weight} % stable"
-    if plan.router == RouterKind.WEBHOOK:
+        _run(list(router.reload_argv), "nginx reload")
+        return f"nginx upstream {router.upstream_name}: {weight} % new, {100 - weight} % stable"
+    if router.kind == RouterKind.WEBHOOK:
         body = json.dumps(
             {"deployment": plan.deployment_id, "weights": {"new": weight, "stable": 100 - weight}, "reason": reason},
             sort_keys=True,
         ).encode()
-        secret = os.environ.get(config.get("secret_env", ""), "")
+        secret = os.environ.get(router.secret_env, "")
         signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        request = urllib.request.Request(  # noqa: S310 (validated http(s) URL)
-            config["url"],
+        request = urllib.request.Request(  # noqa: S310 (an administrator's http(s) URL)
+            router.url,
             data=body,
             method="POST",
             headers={"Content-Type": "application/json", "X-Warroom-Signature": f"sha256={signature}"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (validated http(s) URL)
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (an administrator's http(s) URL)
                 status = response.status
         except urllib.error.HTTPError as exc:
             raise RouterError(f"router webhook answered {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise RouterError(f"router webhook unreachable: {getattr(exc, 'reason', exc)}") from None
         return f"webhook {status}: {weight} % new"
-    return f"Set the new version's traffic to {weight} % and confirm here."
+    raise RouterError(f"router {router.name} has an unknown kind {router.kind!r}")
 
 
-def validate_router(kind: str, config: dict) -> list[str]:
-    problems = []
-    if kind == RouterKind.NGINX:
-        for key in ("upstream_file", "upstream_name", "stable_server", "canary_server"):
-            if not isinstance(config.get(key), str) or not config.get(key):
-                problems.append(f"router.{key} is required for nginx")
-        for key in ("test_argv", "reload_argv"):
-            value = config.get(key)
-            if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-                problems.append(f"router.{key} must be an argv list")
-    elif kind == RouterKind.WEBHOOK:
-        if not str(config.get("url", "")).startswith(("http://", "https://")):
-            problems.append("router.url must be an http(s) URL")
-        if not config.get("secret_env"):
-            problems.append("router.secret_env must name the environment variable holding the HMAC secret")
-        elif config["secret_env"] not in os.environ:
-            problems.append(f"router.secret_env: {config['secret_env']} is not set")
-    elif kind != RouterKind.MANUAL:
-        problems.append(f"router.kind {kind!r} is not nginx, webhook or manual")
-    return problems
+def resolve_router(spec) -> tuple[Router | None, list[str]]:
+    """The plan's ``router`` entry → (the administrator-defined router or None for manual, problems).
+
+    A plan may say a router's name or "manual", nothing more: a plan that carries a router's
+    files, commands, address or secret is refused, never quietly trimmed.
+    """
+    if spec is None or spec in (RouterKind.MANUAL, {"kind": RouterKind.MANUAL}):
+        return None, []
+    if isinstance(spec, dict):
+        carried = [key for key in spec if key != "kind"]
+        if carried:
+            return None, [
+                f"router: {', '.join(carried)} cannot be given in a plan — routers (their files, commands, "
+                f'addresses and secrets) are defined by an administrator; name one: "router": "<name>"{_defined(Router)}'
+            ]
+        return None, [f'router: name an administrator-defined router ("router": "<name>") or "manual"{_defined(Router)}']
+    if not isinstance(spec, str) or not spec.strip():
+        return None, ['router must be the name of an administrator-defined router, or "manual"']
+    router = Router.objects.filter(name=spec.strip()).first()
+    if router is None:
+        return None, [f"router: no router named {spec.strip()!r}{_defined(Router)}"]
+    return router, []
+
+
+def _defined(model) -> str:
+    names = list(model.objects.values_list("name", flat=True)[:20])
+    return f" (defined: {', '.join(names)})" if names else " (none is defined yet: an administrator adds them in the admin)"

@@ -1,13 +1,17 @@
+import json
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments.models import Step
-from deployments.permissions import get_visible_deployment_or_404
+from deployments.permissions import access_for, get_visible_deployment_or_404
 from deployments.services import InvalidChange
 from deployments.views import service_response, toast_response
-from rollouts import runs
-from rollouts.models import TaskLogLine, TaskRun
+from rollouts import controller, runs
+from rollouts.models import MetricGate, MetricSource, RolloutPlan, Router, TaskLogLine, TaskRun
 
 
 @login_required
@@ -51,8 +55,6 @@ def log_download(request, pk, run_pk):
 @login_required
 @require_POST
 def rollout_action(request, pk, verb):
-    from rollouts import controller
-    from rollouts.models import RolloutPlan
 
     deployment = get_visible_deployment_or_404(request.user, pk)
     plan = RolloutPlan.objects.filter(deployment=deployment).first()
@@ -75,8 +77,6 @@ def rollout_action(request, pk, verb):
 @login_required
 @require_POST
 def rollout_reading(request, pk, gate_pk):
-    from rollouts import controller
-    from rollouts.models import MetricGate
 
     deployment = get_visible_deployment_or_404(request.user, pk)
     if not MetricGate.objects.filter(plan__deployment=deployment, pk=gate_pk).exists():
@@ -93,15 +93,6 @@ def rollout_reading(request, pk, gate_pk):
 @login_required
 def rollout_plan(request, pk):
     """The lead edits the plan as JSON (the same format as the runbook's warroom block)."""
-    import json
-
-    from django.contrib import messages
-    from django.shortcuts import redirect, render
-
-    from deployments.permissions import access_for
-    from rollouts import controller
-    from rollouts.models import RolloutPlan
-
     deployment = get_visible_deployment_or_404(request.user, pk)
     access = access_for(request.user, deployment)
     plan = RolloutPlan.objects.filter(deployment=deployment).first()
@@ -122,19 +113,26 @@ def rollout_plan(request, pk):
         else:
             messages.success(request, "Rollout plan saved.")
             return redirect("deployments:warroom", pk)
-    return render(request, "rollouts/plan.html", {"d": deployment, "access": access, "text": text}, status=status)
+    context = {
+        "d": deployment,
+        "access": access,
+        "text": text,
+        "routers": Router.objects.all(),
+        "sources": MetricSource.objects.all(),
+    }
+    return render(request, "rollouts/plan.html", context, status=status)
 
 
 def plan_spec(plan) -> dict:
     return {
         "strategy": plan.strategy,
-        "router": {"kind": plan.router, **plan.router_config},
+        "router": plan.router_def.name if plan.router_def else "manual",
         "sample": plan.sample_seconds,
         "stages": [{"weight": s.weight, "hold": s.hold_seconds} for s in plan.stages.all()],
         "gates": [
             {
                 "name": g.name,
-                "source": g.source,
+                "source": g.source_def.name if g.source_def else "manual",
                 **g.source_config,
                 "comparator": g.comparator,
                 "threshold": g.threshold,

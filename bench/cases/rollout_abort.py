@@ -58,10 +58,17 @@ def run():
     from deployments import services
     from deployments.models import DeploymentState
     from rollouts import controller
-    from rollouts.models import RolloutPlan
+    from rollouts.models import MetricSource, MetricSourceKind, RolloutPlan, Router, RouterKind
 
     os.environ.setdefault(SECRET_ENV, "bench-router-secret")
     world = World(os.environ[SECRET_ENV])
+    # What an administrator defines once: the router and the metrics the plans name.
+    router, _ = Router.objects.update_or_create(
+        name="bench-router", defaults={"kind": RouterKind.WEBHOOK, "url": world.url + "/route", "secret_env": SECRET_ENV}
+    )
+    source, _ = MetricSource.objects.update_or_create(
+        name="bench-metrics", defaults={"kind": MetricSourceKind.HTTP_JSON, "url": world.url + "/m"}
+    )
     latencies = []
     with celery_worker(name="abortworker"), celery_beat():
         for round_no in range(ROUNDS):
@@ -71,14 +78,13 @@ def run():
             plan = controller.define_plan(
                 deployment,
                 {
-                    "router": {"kind": "webhook", "url": world.url + "/route", "secret_env": SECRET_ENV},
+                    "router": router.name,
                     "sample": SAMPLE_SECONDS,
                     "stages": [{"weight": 10, "hold": 3600}, {"weight": 100, "hold": 0}],
                     "gates": [
                         {
                             "name": "error_rate",
-                            "source": "http_json",
-                            "url": world.url + "/m",
+                            "source": source.name,
                             "path": "error_rate",
                             "threshold": 1,
                             "unit": "%",

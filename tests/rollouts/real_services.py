@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rollouts.models import Router, RouterKind
+
 PROMETHEUS = shutil.which("prometheus")
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
@@ -96,16 +98,21 @@ http {{
         self.proc = subprocess.Popen([*self.base, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_http(f"http://127.0.0.1:{self.port}/")
 
-    def router_config(self, stable: str, canary: str) -> dict:
-        return {
-            "kind": "nginx",
-            "upstream_file": str(self.upstream_file),
-            "upstream_name": "app",
-            "stable_server": stable,
-            "canary_server": canary,
-            "test_argv": [*self.base, "-t", "-q"],
-            "reload_argv": [*self.base, "-s", "reload"],
-        }
+    def define_router(self, name: str, stable: str, canary: str) -> Router:
+        """What an administrator enters in the admin for this nginx."""
+        router = Router(
+            name=name,
+            kind=RouterKind.NGINX,
+            upstream_file=str(self.upstream_file),
+            upstream_name="app",
+            stable_server=stable,
+            canary_server=canary,
+            test_argv=[*self.base, "-t", "-q"],
+            reload_argv=[*self.base, "-s", "reload"],
+        )
+        router.full_clean()
+        router.save()
+        return router
 
     def split(self, requests: int = 100) -> dict[str, int]:
         """Who answered ``requests`` requests. nginx's smooth weighted round robin makes any

@@ -32,20 +32,22 @@ def test_action_block_sets_the_step_action_and_survives_export():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("block", "message"),
+    ("block", "message", "line"),
     [
-        ('{"action": "reboot"}', "Unknown action 'reboot'"),
-        ("{not json", "not valid JSON"),
-        ('{"checks": []}', 'needs an "action"'),
-        ('{"action": "smoke", "checks": [{"type": "http", "url": "ftp://x"}]}', "is not an http(s) URL"),
+        ("{not json", "not valid JSON", 8),  # the fence's first line
+        ('{"checks": []}', 'needs an "action"', 8),
+        # A setting that is wrong: the line that holds it.
+        ('{"action": "reboot"}', "Unknown action 'reboot'", 9),
+        ('{"action": "smoke", "checks": [{"type": "http", "url": "ftp://x"}]}', "names a path on its target", 9),
+        ('{"action": "smoke", "checks": [{"type": "http", "url": "http://10.0.0.1/a"}]}', "the address itself is the target", 9),
     ],
 )
-def test_bad_action_block_fails_the_import_naming_the_line(block, message):
+def test_bad_action_block_fails_the_import_naming_the_line(block, message, line):
     text = RUNBOOK.replace(
         '{"action": "smoke", "checks": [{"type": "http", "url": "{base_url}/health", "expect_status": 200}]}', block
     )
     with pytest.raises(RunbookImportError) as caught:
         import_runbook(text.encode(), filename="bad.md")
     assert message in str(caught.value)
-    assert caught.value.line == 8  # the fence's first line
+    assert caught.value.line == line
     assert not RunbookVersion.objects.exists()

@@ -15,7 +15,7 @@ from deployments.models import DeploymentState, Event
 from deployments.permissions import PermissionDenied
 from deployments.services import InvalidChange
 from rollouts import controller
-from rollouts.models import ReadingStatus, RolloutPlan, RolloutState
+from rollouts.models import MetricSource, MetricSourceKind, ReadingStatus, RolloutPlan, RolloutState, Router, RouterKind
 
 SECRET = "router-secret-for-tests"
 
@@ -57,9 +57,16 @@ class World:
 
 
 @pytest.fixture
-def world(monkeypatch):
+def world(monkeypatch, db):
+    """The test's pretend production, defined as an administrator would: a router and a metric source."""
     monkeypatch.setenv("TEST_ROUTER_SECRET", SECRET)
     w = World()
+    router = Router(name="test-router", kind=RouterKind.WEBHOOK, url=w.url + "/route", secret_env="TEST_ROUTER_SECRET")
+    router.full_clean()
+    router.save()
+    source = MetricSource(name="test-metrics", kind=MetricSourceKind.HTTP_JSON, url=w.url + "/m")
+    source.full_clean()
+    source.save()
     yield w
     w.server.shutdown()
 
@@ -67,14 +74,13 @@ def world(monkeypatch):
 def plan_spec(world, **overrides):
     spec = {
         "strategy": "canary",
-        "router": {"kind": "webhook", "url": world.url + "/route", "secret_env": "TEST_ROUTER_SECRET"},
+        "router": "test-router",
         "sample": 10,
         "stages": [{"weight": 5, "hold": "1m"}, {"weight": 25, "hold": "1m"}, {"weight": 100, "hold": 0}],
         "gates": [
             {
                 "name": "error_rate",
-                "source": "http_json",
-                "url": world.url + "/m",
+                "source": "test-metrics",
                 "path": "data.error_rate",
                 "comparator": "<",
                 "threshold": 1,
@@ -83,8 +89,7 @@ def plan_spec(world, **overrides):
             },
             {
                 "name": "p95_latency_ms",
-                "source": "http_json",
-                "url": world.url + "/m",
+                "source": "test-metrics",
                 "path": "data.latency",
                 "threshold": 500,
                 "unit": "ms",
@@ -231,10 +236,12 @@ def test_manual_router_waits_for_a_person(crew, world):
         ({"stages": [{"weight": 50}, {"weight": 25}, {"weight": 100}]}, "must be more than the stage before"),
         ({"gates": [{"name": "e", "threshold": 1}]}, "gates[1] has no source"),
         (
-            {"gates": [{"name": "e", "source": "prometheus", "url": "http://p", "query": "up", "threshold": "1%"}]},
+            {"gates": [{"name": "e", "source": "test-metrics", "path": "data.error_rate", "threshold": "1%"}]},
             "gates[1].threshold '1%' is not a number",
         ),
-        ({"router": {"kind": "webhook", "url": "http://x", "secret_env": "NOT_SET_ANYWHERE_X"}}, "NOT_SET_ANYWHERE_X is not set"),
+        ({"gates": [{"name": "e", "source": "test-metrics", "threshold": 1}]}, "gates[1].path (text, e.g."),
+        ({"router": "no-such-router"}, "router: no router named 'no-such-router' (defined: test-router)"),
+        ({"gates": [{"name": "e", "source": "grafana", "path": "x", "threshold": 1}]}, "no metric source named 'grafana'"),
     ],
 )
 def test_bad_plans_are_refused_when_saved(crew, world, change, message):

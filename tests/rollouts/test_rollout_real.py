@@ -12,13 +12,21 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 from deployments import services as deployment_services
 from deployments.models import DeploymentState
 from rollouts import controller
-from rollouts.models import RolloutPlan, RolloutState
+from rollouts.models import MetricSource, MetricSourceKind, RolloutPlan, RolloutState
 from tests.conftest import BASE_DIR
 from tests.rollouts.real_services import Nginx, Prometheus, Upstream, free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 ERROR_RATIO = 'sum(rate(app_requests_total{status="500"}[4s])) / sum(rate(app_requests_total[4s]))'
+
+
+def _prometheus_source(name: str, url: str) -> MetricSource:
+    """What an administrator enters in the admin for a Prometheus server."""
+    source = MetricSource(name=name, kind=MetricSourceKind.PROMETHEUS, url=url)
+    source.full_clean()
+    source.save()
+    return source
 
 
 class Traffic:
@@ -86,14 +94,13 @@ def test_canary_aborts_on_prometheus_error_rate_and_nginx_follows(crew, celery_w
             deployment,
             {
                 "strategy": "canary",
-                "router": nginx.router_config(stable.address, canary.address),
+                "router": nginx.define_router("edge", stable.address, canary.address).name,
                 "sample": 1,
                 "stages": [{"weight": 5, "hold": 6}, {"weight": 25, "hold": 120}, {"weight": 100, "hold": 0}],
                 "gates": [
                     {
                         "name": "error_rate",
-                        "source": "prometheus",
-                        "url": prometheus.url,
+                        "source": _prometheus_source("prom", prometheus.url).name,
                         "query": ERROR_RATIO,
                         "comparator": "<",
                         "threshold": 0.05,
@@ -145,8 +152,7 @@ def test_unreachable_prometheus_is_inconclusive_not_a_pass(crew):
             "gates": [
                 {
                     "name": "error_rate",
-                    "source": "prometheus",
-                    "url": f"http://127.0.0.1:{free_port()}",
+                    "source": _prometheus_source("nobody-home", f"http://127.0.0.1:{free_port()}").name,
                     "query": ERROR_RATIO,
                     "threshold": 0.05,
                 }

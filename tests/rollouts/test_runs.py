@@ -235,7 +235,7 @@ def test_start_run_permissions_and_definitions(crew, make_target):
         ("reboot", {}, "Unknown action 'reboot'"),
         ("command", {}, "names an admin-defined command"),
         ("smoke", {"checks": []}, 'need "checks"'),
-        ("smoke", {"checks": [{"type": "http", "url": "not a url"}]}, "checks[1].url 'not a url' is not an http(s) URL"),
+        ("smoke", {"checks": [{"type": "http", "url": "not a url"}]}, "a smoke check names a path on its target"),
         ("smoke", {"checks": [{"type": "ftp"}]}, 'checks[1].type must be "http" or "sql"'),
     ],
 )
