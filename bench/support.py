@@ -125,6 +125,7 @@ def make_crew(n_clients: int, *, items: int = 50, label: str = "bench"):
     from datetime import timedelta
 
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
     from django.utils import timezone
 
     from checklists.models import Runbook, RunbookVersion, TemplateItem, TemplatePhase, TemplateRole, TemplateStep
@@ -132,6 +133,8 @@ def make_crew(n_clients: int, *, items: int = 50, label: str = "bench"):
 
     User = get_user_model()
     lead, _ = User.objects.get_or_create(username=f"{label}-lead")
+    lead.user_permissions.add(Permission.objects.get(content_type__app_label="deployments", codename="add_deployment"))
+    lead = User.objects.get(pk=lead.pk)  # no stale permission cache
     runbook = Runbook.objects.create(name=f"{label} runbook")
     version = RunbookVersion.objects.create(runbook=runbook, number=1, title=f"{label} runbook")
     role = TemplateRole.objects.create(version=version, name="QA Lead")

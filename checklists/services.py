@@ -70,6 +70,17 @@ def can_edit_runbooks(user) -> bool:
     return user.is_staff or user.has_perm("checklists.change_runbook")
 
 
+def can_read_runbooks(user) -> bool:
+    """Reading runbook templates: editors, and people granted ``checklists.view_runbook``
+    (the "Release managers" group has it: they make deployments from runbooks)."""
+    return can_edit_runbooks(user) or (user is not None and user.is_active and user.has_perm("checklists.view_runbook"))
+
+
+def require_reader(user) -> None:
+    if not can_read_runbooks(user):
+        raise PermissionDenied("Runbooks are read by runbook editors and release managers: ask an administrator.")
+
+
 def _require_editor(user) -> None:
     if not can_edit_runbooks(user):
         raise PermissionDenied("Only runbook editors may change runbook templates (staff, or the “change runbook” permission).")

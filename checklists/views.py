@@ -56,6 +56,7 @@ def toast_response(message: str, status: int) -> HttpResponse:
 @login_required
 @require_GET
 def runbook_list(request):
+    services.require_reader(request.user)
     runbooks = Runbook.objects.annotate(version_count=Count("versions")).prefetch_related(
         Prefetch("versions", queryset=RunbookVersion.objects.order_by("-number"))
     )
@@ -65,6 +66,7 @@ def runbook_list(request):
 @login_required
 @require_GET
 def runbook_detail(request, pk):
+    services.require_reader(request.user)
     runbook = get_object_or_404(Runbook, pk=pk)
     versions = (
         runbook.versions.select_related("created_by")
@@ -91,6 +93,7 @@ def runbook_detail(request, pk):
 @login_required
 @require_GET
 def version_detail(request, pk):
+    services.require_reader(request.user)
     version = get_object_or_404(RunbookVersion.objects.select_related("runbook", "created_by"), pk=pk)
     return render(request, VERSION_TEMPLATE, _page_context(request, version))
 
@@ -98,6 +101,7 @@ def version_detail(request, pk):
 @login_required
 @require_GET
 def version_export(request, pk):
+    services.require_reader(request.user)
     version = get_object_or_404(RunbookVersion.objects.select_related("runbook"), pk=pk)
     filename = f"{slugify(version.runbook.name) or 'runbook'}-v{version.number}.md"
     response = HttpResponse(export_markdown(version), content_type="text/markdown; charset=utf-8")

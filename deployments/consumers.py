@@ -16,6 +16,7 @@ class DeploymentConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         self.deployment_id = self.scope["url_route"]["kwargs"]["pk"]
         self.group = None
+        self.revoked = False
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
@@ -24,13 +25,16 @@ class DeploymentConsumer(AsyncWebsocketConsumer):
             await self.close(code=4404)
             return
         self.group = live.group_name(self.deployment_id)
+        self.viewer_group = live.viewer_group(self.deployment_id, user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.channel_layer.group_add(self.viewer_group, self.channel_name)
         await self.accept()
         await database_sync_to_async(presence.join)(self.deployment_id, user)
 
     async def disconnect(self, code):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.channel_layer.group_discard(self.viewer_group, self.channel_name)
             await database_sync_to_async(presence.leave)(self.deployment_id, self.scope["user"])
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -48,7 +52,13 @@ class DeploymentConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=json.dumps({"type": "pong"}))
 
     async def board_push(self, event):
-        await self.send(text_data=event["html"])
+        if not self.revoked:
+            await self.send(text_data=event["html"])
+
+    async def access_revoked(self, event):
+        """The person was removed from the deployment: no further push reaches them."""
+        self.revoked = True
+        await self.close(code=4403)
 
     @database_sync_to_async
     def _may_view(self, user):

@@ -34,6 +34,11 @@ def group_name(deployment_id: int) -> str:
     return f"deployment-{deployment_id}"
 
 
+def viewer_group(deployment_id: int, user_id: int) -> str:
+    """One person's sockets on one deployment: closed at once when their access goes."""
+    return f"deployment-{deployment_id}-user-{user_id}"
+
+
 def current_seq(deployment_id: int) -> int:
     return int(redis_client().get(f"warroom:seq:{deployment_id}") or 0)
 
@@ -76,5 +81,17 @@ def publish_on_commit(deployment_id: int, render_fragments) -> None:
             publish(deployment_id, render_fragments())
         except Exception:  # pragma: no cover - logged, state is safe in the database
             log.exception("live push for deployment %s failed", deployment_id)
+
+    transaction.on_commit(_send)
+
+
+def revoke_on_commit(deployment_id: int, user_id: int) -> None:
+    """After commit, close every socket ``user_id`` holds on the deployment (they were removed)."""
+
+    def _send():
+        try:
+            _group_send(viewer_group(deployment_id, user_id), {"type": "access.revoked"})
+        except Exception:  # pragma: no cover - the next ping re-checks access anyway
+            log.exception("closing sockets of user %s on deployment %s failed", user_id, deployment_id)
 
     transaction.on_commit(_send)

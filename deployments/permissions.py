@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
@@ -21,6 +22,45 @@ MANAGE = "manage_deployment"
 
 class PermissionDenied(Exception):
     """The actor may see the deployment but may not do this; the message says why."""
+
+
+# --- rights outside any one deployment ------------------------------------------------------
+# Django model permissions, granted to people through groups managed in the admin. The
+# groups below exist from the first migrate on (see ``ensure_default_groups``).
+# Runbook rights are the checklists app's own (checklists.services.can_read_runbooks / can_edit_runbooks).
+CREATE_DEPLOYMENT = "deployments.add_deployment"
+
+DEFAULT_GROUPS = {
+    "Release managers": ["deployments.add_deployment", "checklists.view_runbook"],
+    "Runbook editors": ["checklists.view_runbook", "checklists.add_runbook", "checklists.change_runbook"],
+}
+
+
+def _active(user) -> bool:
+    return user is not None and user.is_authenticated and user.is_active
+
+
+def may_create_deployments(user) -> bool:
+    return _active(user) and user.has_perm(CREATE_DEPLOYMENT)
+
+
+def require_global(user, check, what: str) -> None:
+    """Raise Django's PermissionDenied (a 403 everywhere) unless ``check(user)`` holds."""
+    if not check(user):
+        raise DjangoPermissionDenied(f"You may not {what}: ask an administrator for the permission (a group in the admin).")
+
+
+def ensure_default_groups(**_kwargs) -> None:
+    """Create the default groups with their permissions (after migrate; harmless to repeat)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for name, codenames in DEFAULT_GROUPS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        for dotted in codenames:
+            app_label, codename = dotted.split(".")
+            permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is not None:
+                group.permissions.add(permission)
 
 
 def visible_deployments(user):

@@ -30,7 +30,15 @@ from deployments.models import (
     Phase,
     Step,
 )
-from deployments.permissions import Access, PermissionDenied, access_for, grant_participation, revoke_participation
+from deployments.permissions import (
+    Access,
+    PermissionDenied,
+    access_for,
+    grant_participation,
+    may_create_deployments,
+    require_global,
+    revoke_participation,
+)
 
 
 class InvalidChange(Exception):
@@ -71,7 +79,8 @@ def create_deployment(
     window_start: datetime | None = None,
     window_end: datetime | None = None,
 ) -> Deployment:
-    """Snapshot the runbook version into a new draft deployment led by ``lead``."""
+    """Snapshot the runbook version into a new draft deployment led by ``lead`` (who creates it)."""
+    require_global(lead, may_create_deployments, "create deployments")
     if timezone.is_naive(planned_t0):
         raise InvalidChange("T-0 needs a time zone.")
     try:
@@ -209,6 +218,7 @@ def remove_participant(deployment: Deployment, actor, user) -> None:
     before = {"lead": participant.is_lead, "roles": sorted(r.name for r in participant.roles.all())}
     participant.delete()
     revoke_participation(user, deployment)
+    live.revoke_on_commit(deployment.pk, user.pk)
     record_event(
         deployment.pk, actor=actor, action="participant.removed", summary=f"{_display_name(user)} removed", before=before
     )

@@ -24,7 +24,14 @@ from deployments import board as board_module
 from deployments import services
 from deployments.forms import ContactForm, DeploymentForm, ParticipantForm, ReanchorForm
 from deployments.models import ACTIVE_STATES, FINISHED_STATES, DeploymentState, Event, Item
-from deployments.permissions import PermissionDenied, access_for, get_visible_deployment_or_404, visible_deployments
+from deployments.permissions import (
+    PermissionDenied,
+    access_for,
+    get_visible_deployment_or_404,
+    may_create_deployments,
+    require_global,
+    visible_deployments,
+)
 
 
 def toast_response(message: str, status: int) -> HttpResponse:
@@ -128,6 +135,7 @@ def _calendar(deployments, now, weeks=4):
 
 @login_required
 def deployment_create(request):
+    require_global(request.user, may_create_deployments, "create deployments")
     form = DeploymentForm(request.POST or None, initial={"runbook_version": request.GET.get("version")})
     if not RunbookVersion.objects.exists():
         messages.info(request, "Import a runbook first: a deployment is created from one.")

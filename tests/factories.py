@@ -7,10 +7,12 @@ from functools import cache
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from checklists.models import ItemKind, Runbook, RunbookVersion, TemplateItem, TemplatePhase, TemplateRole, TemplateStep
 from deployments import services
+from deployments.permissions import ensure_default_groups
 
 PASSWORD = "correct horse battery staple"
 
@@ -36,6 +38,19 @@ def make_user(username: str):
     user, _ = get_user_model().objects.get_or_create(
         username=username, defaults={"first_name": first, "last_name": last, "password": _password_hash()}
     )
+    if username == "lead":
+        release_manager(user)
+    return user
+
+
+def release_manager(user):
+    """Put ``user`` in the "Release managers" group: they may read runbooks and create deployments."""
+    group, _ = Group.objects.get_or_create(name="Release managers")
+    if not group.permissions.exists():
+        ensure_default_groups()
+    user.groups.add(group)
+    for cached in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(cached, None)
     return user
 
 
@@ -70,7 +85,7 @@ def make_version(*, steps: int = 2, items_per_step: int = 3, name: str = "Test r
 
 
 def make_deployment(*, lead=None, version=None, t0=None, **kwargs):
-    lead = lead or make_user("lead")
+    lead = release_manager(lead or make_user("lead"))
     version = version or make_version(**kwargs)
     return services.create_deployment(
         version,

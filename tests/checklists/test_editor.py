@@ -21,7 +21,8 @@ from checklists import services
 from checklists.importing import export_markdown, import_runbook
 from checklists.models import ItemKind, Runbook, RunbookVersion, TemplateItem, TemplatePhase, TemplateRole, TemplateStep
 from checklists.services import TemplateEditError
-from tests.factories import make_user
+from deployments.models import Deployment
+from tests.factories import make_user, release_manager
 
 SHARED = Path(__file__).resolve().parents[2] / "checklists" / "demo"
 
@@ -86,7 +87,28 @@ def granted(db):
 
 @pytest.fixture
 def reader(db):
-    return make_user("reader")
+    """A release manager: reads runbooks (to make deployments from them), does not edit them."""
+    return release_manager(make_user("reader"))
+
+
+def test_people_without_a_runbook_permission_read_no_runbook(version):
+    """Logging in is not enough to read every team's runbooks."""
+    stranger = make_user("stranger")
+    for url in (
+        reverse("checklists:list"),
+        reverse("checklists:runbook", args=[version.runbook_id]),
+        reverse("checklists:version", args=[version.pk]),
+        reverse("checklists:export", args=[version.pk]),
+        reverse("deployments:create"),
+    ):
+        response = client_for(stranger).get(url)
+        assert response.status_code == 403, url
+        assert "Payments" not in response.content.decode()
+    assert 'href="/runbooks/"' not in client_for(stranger).get("/").content.decode()
+    form = {"runbook_version": version.pk, "name": "Mine now", "service": "s", "version_label": "1", "environment": "prod"}
+    form |= {"planned_t0": "2030-01-01T10:00", "timezone": "UTC"}
+    assert client_for(stranger).post(reverse("deployments:create"), form).status_code == 403
+    assert not Deployment.objects.exists()
 
 
 @pytest.fixture
@@ -238,7 +260,7 @@ def test_a_deployment_made_after_reordering_keeps_the_nesting(version, editor):
     services.move_item(editor, step.items.get(text="Backup taken").pk, "down")
     deployment = deployment_services.create_deployment(
         version,
-        lead=editor,
+        lead=release_manager(editor),
         name="Payments 3.1",
         service="payments",
         version_label="3.1",
@@ -598,7 +620,7 @@ def test_version_page_says_when_deployments_were_made_from_it(version, editor):
     assert "deployment was created from this version" not in client_for(editor).get(url).content.decode()
     deployment_services.create_deployment(
         version,
-        lead=editor,
+        lead=release_manager(editor),
         name="Payments 3.1",
         service="payments",
         version_label="3.1",

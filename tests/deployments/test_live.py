@@ -65,6 +65,25 @@ async def test_participant_sees_a_tick_with_a_sequence_number(crew):
     await comm.disconnect()
 
 
+async def test_a_removed_participant_is_disconnected_at_once(crew):
+    """Removal closes their socket right away; they get no further push, not even before a ping."""
+    deployment, people = crew
+    comm = communicator(deployment.pk, people["po"])
+    connected, _ = await comm.connect()
+    assert connected
+    await comm.receive_from(timeout=5)  # own arrival in the presence list
+    await sync_to_async(services.remove_participant)(deployment, people["lead"], people["po"])
+    while True:  # the people panel's push may come first; then the socket closes
+        output = await comm.receive_output(timeout=5)
+        if output["type"] == "websocket.close":
+            break
+        assert "data-seq" in output.get("text", "")
+    assert output["code"] == 4403
+    item = await sync_to_async(Item.objects.get)(deployment=deployment, text="Check 2.1")
+    await sync_to_async(services.update_item)(item.pk, people["qa"], revision=item.revision, checked=True)
+    assert await comm.receive_nothing(timeout=0.5)
+
+
 # --- real daphne + real Celery worker ----------------------------------------------------
 
 
