@@ -191,10 +191,12 @@ def board_context(deployment_id: int) -> dict:
     from rollouts.panels import load_rollout
 
     board = load_board(deployment_id)
+    epoch, seq = live.current_position(deployment_id)
     return {
         "board": board,
         "d": board.deployment,
-        "seq": live.current_seq(deployment_id),
+        "seq": seq,
+        "epoch": epoch,
         "approvals": load_approvals(deployment_id),
         "rollout": load_rollout(deployment_id),
         "incidents": load_incidents(deployment_id),

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from deployments import live, presence
 from deployments.permissions import access_for, visible_deployments
+
+log = logging.getLogger(__name__)
 
 
 class DeploymentConsumer(AsyncWebsocketConsumer):
@@ -17,6 +23,7 @@ class DeploymentConsumer(AsyncWebsocketConsumer):
         self.deployment_id = self.scope["url_route"]["kwargs"]["pk"]
         self.group = None
         self.revoked = False
+        self.beat = None
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
@@ -29,9 +36,12 @@ class DeploymentConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.channel_layer.group_add(self.viewer_group, self.channel_name)
         await self.accept()
+        self.beat = asyncio.ensure_future(self._beat())
         await database_sync_to_async(presence.join)(self.deployment_id, user)
 
     async def disconnect(self, code):
+        if self.beat is not None:
+            self.beat.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.channel_layer.group_discard(self.viewer_group, self.channel_name)
@@ -54,6 +64,24 @@ class DeploymentConsumer(AsyncWebsocketConsumer):
     async def board_push(self, event):
         if not self.revoked:
             await self.send(text_data=event["html"])
+
+    async def _beat(self):
+        """Every few seconds, a heartbeat to this socket *through the channel layer*: if Redis or
+        the layer is down, none arrives and the screen stops saying "Live"."""
+        while True:
+            await asyncio.sleep(settings.WARROOM_LIVE_BEAT_SECONDS)
+            try:
+                epoch, seq = await sync_to_async(live.current_position, thread_sensitive=False)(self.deployment_id)
+                if epoch:
+                    await self.channel_layer.send(self.channel_name, {"type": "live.beat", "epoch": epoch, "seq": seq})
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the layer is down: silence is the signal
+                log.info("heartbeat for deployment %s not sent", self.deployment_id, exc_info=True)
+
+    async def live_beat(self, event):
+        if not self.revoked:
+            await self.send(text_data=live.beat_marker(event["epoch"], event["seq"]))
 
     async def access_revoked(self, event):
         """The person was removed from the deployment: no further push reaches them."""

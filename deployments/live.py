@@ -1,15 +1,18 @@
 """Live pushes to every screen watching a deployment.
 
 One Channels group per deployment. A push carries a per-deployment sequence number
-(an atomic Redis counter, shared by web and worker processes) and HTML fragments
-rendered from the same template partials as the page; htmx swaps them out of band.
-A client that sees a gap in the numbers, or reconnects, re-fetches the board.
+(an atomic Redis counter, shared by web and worker processes) with the counter's epoch
+(made anew when Redis lost its data), and HTML fragments rendered from the same template
+partials as the page; htmx swaps them out of band. A client that sees a gap in the
+numbers, a new epoch, or reconnects, re-fetches the board. Each socket also receives a
+heartbeat through the channel layer, so a screen can tell "live" from "silently cut off".
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 
 import redis
@@ -39,18 +42,56 @@ def viewer_group(deployment_id: int, user_id: int) -> str:
     return f"deployment-{deployment_id}-user-{user_id}"
 
 
+EPOCH_KEY = "warroom:live:epoch"
+
+
+def _seq_key(deployment_id: int) -> str:
+    return f"warroom:seq:{deployment_id}"
+
+
+def _new_epoch() -> str:
+    return secrets.token_hex(6)
+
+
+def current_position(deployment_id: int) -> tuple[str, int]:
+    """(epoch, sequence number) of the last push; ("", 0) when Redis cannot be reached,
+    so a page or a board fetch still renders from PostgreSQL while Redis is down.
+
+    Redis keeps no data across a restart: the counter starts again from 0, so the epoch
+    (made anew whenever it is missing) tells clients that numbers from before mean nothing.
+    """
+    try:
+        pipe = redis_client().pipeline(transaction=True)
+        pipe.set(EPOCH_KEY, _new_epoch(), nx=True)
+        pipe.get(EPOCH_KEY)
+        pipe.get(_seq_key(deployment_id))
+        _, epoch, seq = pipe.execute()
+    except redis.RedisError:
+        return "", 0
+    return epoch.decode(), int(seq or 0)
+
+
 def current_seq(deployment_id: int) -> int:
-    return int(redis_client().get(f"warroom:seq:{deployment_id}") or 0)
+    return current_position(deployment_id)[1]
 
 
-def seq_marker(seq: int) -> str:
-    return f'<div id="live-seq" hx-swap-oob="true" data-seq="{seq}" hidden></div>'
+def seq_marker(epoch: str, seq: int) -> str:
+    return f'<div id="live-seq" hx-swap-oob="true" data-epoch="{epoch}" data-seq="{seq}" hidden></div>'
+
+
+def beat_marker(epoch: str, seq: int) -> str:
+    """The server's heartbeat: says the path from Redis to this screen works, and where the numbers are."""
+    return f'<div id="live-beat" hx-swap-oob="true" data-epoch="{epoch}" data-seq="{seq}" hidden></div>'
 
 
 def publish(deployment_id: int, fragments: list[str]) -> int:
     """Send fragments to every subscriber now. Returns the sequence number used."""
-    seq = redis_client().incr(f"warroom:seq:{deployment_id}")
-    html = seq_marker(seq) + "".join(fragments)
+    pipe = redis_client().pipeline(transaction=True)
+    pipe.set(EPOCH_KEY, _new_epoch(), nx=True)
+    pipe.get(EPOCH_KEY)
+    pipe.incr(_seq_key(deployment_id))
+    _, epoch, seq = pipe.execute()
+    html = seq_marker(epoch.decode(), seq) + "".join(fragments)
     _group_send(group_name(deployment_id), {"type": "board.push", "seq": seq, "html": html})
     return seq
 

@@ -54,7 +54,7 @@ def service_response(call) -> HttpResponse:
     try:
         call()
     except services.InvalidChange as exc:
-        return toast_response(str(exc), 400)
+        return toast_response(str(exc), getattr(exc, "http_status", 400))
     except PermissionDenied as exc:
         return toast_response(str(exc), 403)
     except ObjectDoesNotExist:
@@ -171,7 +171,11 @@ def deployment_create(request):
 def warroom(request, pk):
     deployment = get_visible_deployment_or_404(request.user, pk)
     context = board_module.board_context(deployment.pk)
-    context.update(access=access_for(request.user, deployment), poll_seconds=settings.WARROOM_POLL_SECONDS)
+    context.update(
+        access=access_for(request.user, deployment),
+        poll_seconds=settings.WARROOM_POLL_SECONDS,
+        beat_seconds=settings.WARROOM_LIVE_BEAT_SECONDS,
+    )
     return render(request, "deployments/warroom.html", context)
 
 
@@ -183,6 +187,7 @@ def board(request, pk):
     context = board_module.board_context(deployment.pk)
     response = render(request, "deployments/warroom.html#board", context)
     response["X-Warroom-Seq"] = str(context["seq"])
+    response["X-Warroom-Epoch"] = context["epoch"]
     return response
 
 

@@ -11,6 +11,7 @@ import logging
 import re
 import socket
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -74,6 +75,8 @@ def start_run(step_id: int, actor, *, target_id: int | None = None) -> TaskRun:
         raise InvalidChange("Several targets are bound: choose one.")
     if TaskRun.objects.filter(step=step, state__in=ACTIVE_RUN_STATES).exists():
         raise InvalidChange("This step is already running.")
+    if not queue_reachable():
+        raise QueueUnavailable(QUEUE_DOWN)
     run = TaskRun.objects.create(
         deployment=deployment, step=step, target=targets[0], action=step.action, config=step.action_config, started_by=actor
     )
@@ -84,11 +87,59 @@ def start_run(step_id: int, actor, *, target_id: int | None = None) -> TaskRun:
         obj=run,
         summary=f"{StepAction(step.action).label} on {run.target.name} queued (run #{run.pk})",
     )
-    from rollouts.tasks import execute_run_task
-
-    transaction.on_commit(lambda: execute_run_task.delay(run_id=run.pk))
+    transaction.on_commit(lambda: _enqueue(run.pk))
     _push(deployment.pk, run.pk)
     return run
+
+
+QUEUE_DOWN = "Cannot reach the task queue (Redis): nothing was started. Try again when it is back."
+
+
+class QueueUnavailable(InvalidChange):
+    """The broker cannot be reached: the run was not started (and is not left queued)."""
+
+    http_status = 503
+
+
+def queue_reachable(timeout: float = 2.0) -> bool:
+    from warroom.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+    except Exception:
+        return False
+    return True
+
+
+ENQUEUE_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
+
+
+def _enqueue(run_id: int) -> None:
+    """After commit: hand the run to a worker. If the broker went away since the check, the
+    run fails at once with the reason (never stays queued for nobody) and the caller is told."""
+    from rollouts.tasks import execute_run_task
+
+    try:
+        # A bounded retry: a connection left stale by a Redis restart is replaced, a Redis
+        # that is really down is given up on within about a second.
+        execute_run_task.apply_async(kwargs={"run_id": run_id}, retry=True, retry_policy=ENQUEUE_RETRY)
+    except Exception as exc:  # kombu raises several kinds when the broker is down
+        log.warning("run %s not enqueued: %r", run_id, exc)
+        with transaction.atomic():
+            run = TaskRun.objects.select_related("target").get(pk=run_id)
+            if TaskRun.objects.filter(pk=run_id, state=RunState.QUEUED).update(
+                state=RunState.FAILED, finished_at=timezone.now(), error=QUEUE_DOWN
+            ):
+                record_event(
+                    run.deployment_id,
+                    actor=None,
+                    action="run.failed",
+                    obj=run,
+                    summary=f"{run.get_action_display()} on {run.target.name} not started (run #{run.pk}): {QUEUE_DOWN}",
+                )
+                _push(run.deployment_id, run.pk)
+        raise QueueUnavailable(QUEUE_DOWN) from None
 
 
 @transaction.atomic
@@ -246,4 +297,15 @@ def reap_lost_runs(now=None) -> int:
             )
             _push(run.deployment_id, run.pk)
             reaped += 1
+        remove_partial_files(run)
     return reaped
+
+
+def remove_partial_files(run: TaskRun) -> list[str]:
+    """A dead worker leaves its unfinished backup behind: remove it (a finished dump has its final name)."""
+    store = Path(settings.WARROOM_BACKUP_DIR) / run.target.name
+    removed = []
+    for partial in store.glob(f"*-run{run.pk}.dump.partial"):
+        partial.unlink(missing_ok=True)
+        removed.append(str(partial))
+    return removed

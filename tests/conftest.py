@@ -70,6 +70,7 @@ def process_env(django_db_setup):
     env = dict(os.environ)
     env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
     env["PYTHONUNBUFFERED"] = "1"
+    env["WARROOM_LIVE_BEAT_SECONDS"] = "2"  # screens notice silence within 5 s, not 25
     return env
 
 

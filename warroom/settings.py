@@ -251,6 +251,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 RUNBOOK_MAX_BYTES = env_int("WARROOM_RUNBOOK_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
 # Seconds between page polls when no websocket is available.
 WARROOM_POLL_SECONDS = env_int("WARROOM_POLL_SECONDS", 5, minimum=1)
+# Each war-room socket gets a heartbeat through the channel layer this often; a screen
+# that hears nothing for 2.5 beats says it is not live and fetches the board itself.
+WARROOM_LIVE_BEAT_SECONDS = env_int("WARROOM_LIVE_BEAT_SECONDS", 10, minimum=1)
 
 # --- reports: signed PDF, Markdown and JSON exports ------------------------------------
 # The signing identity: a PEM key + certificate pair, or one PKCS#12 file. With neither,
@@ -301,7 +304,7 @@ WARROOM_BACKUP_DIR = Path(os.environ.get("WARROOM_BACKUP_DIR", embedded.RUN_DIR 
 # PostgreSQL client tools; empty: the ones bundled with pgserver (PostgreSQL 16), else PATH.
 WARROOM_PG_BIN_DIR = os.environ.get("WARROOM_PG_BIN_DIR", "")
 WARROOM_RUN_HEARTBEAT_SECONDS = env_int("WARROOM_RUN_HEARTBEAT_SECONDS", 5, minimum=1)
-WARROOM_RUN_LOST_AFTER_SECONDS = env_int("WARROOM_RUN_LOST_AFTER_SECONDS", 45, minimum=3)
+WARROOM_RUN_LOST_AFTER_SECONDS = env_int("WARROOM_RUN_LOST_AFTER_SECONDS", 20, minimum=3)
 WARROOM_RUN_KILL_GRACE_SECONDS = env_int("WARROOM_RUN_KILL_GRACE_SECONDS", 10, minimum=1)
 if WARROOM_RUN_LOST_AFTER_SECONDS <= 2 * WARROOM_RUN_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("WARROOM_RUN_LOST_AFTER_SECONDS must be more than twice WARROOM_RUN_HEARTBEAT_SECONDS")
@@ -334,7 +337,7 @@ WARROOM_ESCALATION_TICK_SECONDS = env_float("WARROOM_ESCALATION_TICK_SECONDS", 1
 
 CELERY_BEAT_SCHEDULE = {
     "tick-rollouts": {"task": "rollouts.tick_rollouts", "schedule": WARROOM_ROLLOUT_TICK_SECONDS},
-    "reap-lost-runs": {"task": "rollouts.reap_lost_runs", "schedule": env_int("WARROOM_REAP_SECONDS", 15, minimum=1)},
+    "reap-lost-runs": {"task": "rollouts.reap_lost_runs", "schedule": env_int("WARROOM_REAP_SECONDS", 5, minimum=1)},
     "mark-late-steps": {"task": "deployments.mark_late_steps", "schedule": env_int("WARROOM_LATE_CHECK_SECONDS", 30, minimum=5)},
     "send-due-messages": {"task": "comms.send_due", "schedule": WARROOM_COMMS_TICK_SECONDS},
     "escalate-incidents": {"task": "incidents.escalate_due", "schedule": WARROOM_ESCALATION_TICK_SECONDS},

@@ -122,7 +122,8 @@
   document.addEventListener("htmx:sendError", function () { toast("Warroom cannot be reached: your change was not saved."); });
 
   // --- live updates: sequence numbers, gaps, reconnects, polling ----------------------
-  var live = { seq: 0, open: false, everOpened: false, pollTimer: null, refreshing: false };
+  var live = { seq: 0, epoch: "", open: false, everOpened: false, pollTimer: null, refreshing: false,
+               lastHeard: 0, stale: false };
 
   function setConn(text, cls) {
     var el = document.getElementById("conn-state");
@@ -138,10 +139,12 @@
       .then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
         var seq = parseInt(r.headers.get("X-Warroom-Seq") || "0", 10);
+        var epoch = r.headers.get("X-Warroom-Epoch") || "";
         return r.text().then(function (html) {
           board.innerHTML = html;
           htmx.process(board);
-          live.seq = Math.max(live.seq, seq);
+          if (epoch && epoch !== live.epoch) { live.epoch = epoch; live.seq = seq; }
+          else live.seq = Math.max(live.seq, seq);
           afterSwap(board);
         });
       })
@@ -158,6 +161,8 @@
 
   document.addEventListener("htmx:wsOpen", function () {
     live.open = true;
+    live.lastHeard = Date.now();
+    live.stale = false;
     setConn("Live", "ok");
     stopPolling();
     if (live.everOpened) refreshBoard(); // we may have missed pushes while away
@@ -168,10 +173,39 @@
     setConn("Reconnecting… (updating every few seconds meanwhile)", "warn");
     startPolling();
   });
+  function heard() {
+    live.lastHeard = Date.now();
+    if (live.stale) { live.stale = false; setConn("Live", "ok"); stopPolling(); }
+  }
+  // "Live" only while messages really arrive: pushes, or the server's heartbeat that comes
+  // through the same channel layer. Silence for 2.5 beats means the path is cut somewhere.
+  setInterval(function () {
+    var el = document.getElementById("live");
+    if (!el || !live.open) return;
+    var beat = parseInt(el.dataset.beatSeconds || "10", 10) * 1000;
+    var quiet = Date.now() - live.lastHeard;
+    if (!live.stale && quiet > 2.5 * beat) {
+      live.stale = true;
+      setConn("No live updates for " + Math.round(quiet / 1000) + " s: updating every few seconds meanwhile", "warn");
+      startPolling();
+      refreshBoard();
+    }
+  }, 1000);
   document.addEventListener("htmx:wsBeforeMessage", function (e) {
-    var m = /id="live-seq"[^>]*data-seq="(\d+)"/.exec(e.detail.message);
+    heard();
+    var beat = /id="live-beat"[^>]*data-epoch="([^"]*)"[^>]*data-seq="(\d+)"/.exec(e.detail.message);
+    if (beat) {
+      // A heartbeat says where the numbers are: a new epoch or a number we never saw means a missed push.
+      if (beat[1] !== live.epoch || parseInt(beat[2], 10) > live.seq) refreshBoard();
+      return;
+    }
+    var m = /id="live-seq"[^>]*data-epoch="([^"]*)"[^>]*data-seq="(\d+)"/.exec(e.detail.message);
     if (!m) return; // not a board push (e.g. a pong)
-    var seq = parseInt(m[1], 10);
+    var seq = parseInt(m[2], 10);
+    if (m[1] !== live.epoch) {
+      // Redis lost its counter (a restart): numbers before mean nothing, fetch the truth.
+      live.epoch = m[1]; live.seq = seq; e.preventDefault(); refreshBoard(); return;
+    }
     if (seq <= live.seq) { e.preventDefault(); return; } // already reflected by a refresh
     var gap = live.seq && seq > live.seq + 1;
     live.seq = seq;
@@ -226,7 +260,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     var seqEl = document.getElementById("live-seq");
-    if (seqEl) live.seq = parseInt(seqEl.dataset.seq || "0", 10);
+    if (seqEl) { live.seq = parseInt(seqEl.dataset.seq || "0", 10); live.epoch = seqEl.dataset.epoch || ""; }
     afterSwap(document);
     setInterval(tick, 1000);
     if (document.getElementById("live")) {

@@ -219,3 +219,19 @@ def test_late_step_is_visible_on_the_board(crew):
     services.reanchor_t0(deployment.pk, people["lead"], timezone.now() - timedelta(hours=2), reason="late start")
     page = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/board/").content.decode()
     assert "Late:" in page and 'href="#step-' in page.split("Late:")[1].split("</div>")[0]
+
+
+def test_the_board_renders_from_postgresql_while_redis_is_down(crew, monkeypatch):
+    """The fallback a screen fetches must not depend on the thing that failed."""
+    import redis
+
+    from deployments import live
+    from tests.conftest import free_port
+
+    deployment, people = crew
+    monkeypatch.setattr(live, "_redis_client", redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1))
+    for url in (f"/deployments/{deployment.pk}/board/", f"/deployments/{deployment.pk}/"):
+        response = client_for(people["qa"]).get(url)
+        assert response.status_code == 200, url
+        assert "Check 2.1" in response.content.decode()
+    assert client_for(people["qa"]).get(f"/deployments/{deployment.pk}/board/").headers["X-Warroom-Epoch"] == ""
