@@ -1,4 +1,4 @@
-# Production image: the same code runs as web (daphne), worker and beat (celery).
+# Production image: the same code runs as web (gunicorn + uvicorn), worker and beat (celery).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 WARROOM_EMBEDDED=0
@@ -15,4 +15,5 @@ RUN DJANGO_SECRET_KEY=build-only DATABASE_URL=postgresql://build@localhost/build
 RUN useradd --system --home /app warroom && mkdir -p /app/.run && chown warroom /app/.run
 USER warroom
 EXPOSE 8000
-CMD ["python", "-m", "daphne", "-b", "0.0.0.0", "-p", "8000", "warroom.asgi:application"]
+ENV WARROOM_HOST=0.0.0.0 WARROOM_PORT=8000
+CMD ["python", "-m", "warroom.server"]

@@ -49,11 +49,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def daphne_server():
+def web_server(processes: int | None = None):
+    """The web server as `make run` starts it (gunicorn + uvicorn, WARROOM_WEB_PROCESSES processes)."""
+    from warroom import server
+
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="bench-daphne-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="bench-web-", suffix=".log", delete=False)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "warroom.asgi:application"],
+        server.argv(sys.executable, "127.0.0.1", port, processes=processes),
         cwd=BASE_DIR,
         env=child_env(),
         stdout=log,
@@ -67,7 +70,7 @@ def daphne_server():
                     break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"daphne did not start; see {log.name}") from None
+                    raise RuntimeError(f"the web server did not start; see {log.name}") from None
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -1,6 +1,6 @@
 """Shared fixtures: personas, a staffed deployment, and real server processes.
 
-``asgi_server`` and ``celery_worker`` start real daphne and Celery processes
+``asgi_server`` and ``celery_worker`` start the real web server and Celery processes
 against the test database; tests that use them need ``transaction=True`` so the
 processes can see committed rows. They are started per test: the flush between
 transactional tests recreates content types under new ids, which a long-lived
@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +22,7 @@ import pytest
 from django.conf import settings
 
 from tests.factories import make_deployment, make_user, staff_deployment
+from warroom import server
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -83,15 +85,16 @@ def _terminate(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-@pytest.fixture
-def asgi_server(process_env, tmp_path_factory):
-    """A real daphne serving warroom.asgi on a free port; yields its base URL."""
+@contextmanager
+def serving(env, log_dir: Path, *, processes: int = 1):
+    """The real web server (gunicorn + uvicorn, as `make run` and the image serve it) on a free
+    port; yields its base URL."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("daphne") / "daphne.log").open("w")
+    log = (log_dir / f"web-{port}.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "warroom.asgi:application"],
+        server.argv(sys.executable, "127.0.0.1", port, processes=processes),
         cwd=BASE_DIR,
-        env=process_env,
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -100,6 +103,19 @@ def asgi_server(process_env, tmp_path_factory):
         yield f"http://127.0.0.1:{port}"
     finally:
         _terminate(proc)
+
+
+@pytest.fixture
+def asgi_server(process_env, tmp_path_factory):
+    with serving(process_env, tmp_path_factory.mktemp("web")) as url:
+        yield url
+
+
+@pytest.fixture
+def second_asgi_server(process_env, tmp_path_factory):
+    """Another web server process on the same database and Redis: what a second machine would be."""
+    with serving(process_env, tmp_path_factory.mktemp("web2")) as url:
+        yield url
 
 
 def start_worker(env, log_path, *, name="testworker", concurrency=2, extra=()):

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from warroom import embedded
+from warroom import embedded, server
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -81,7 +81,8 @@ def run() -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
-        children["web"] = _start("web (daphne)", [PYTHON, "-m", "daphne", "-b", host, "-p", port, "warroom.asgi:application"])
+        processes = server.web_processes()
+        children["web"] = _start(f"web (gunicorn, {processes} uvicorn processes)", server.argv(PYTHON, host, port))
         children["worker"] = _start(
             "worker (celery)",
             [

@@ -1,6 +1,6 @@
 """live_fanout: one change published; time until each of N websocket clients has it.
 
-Measured through a real daphne and real Redis, with a bare channel-layer
+Measured through the real web server and real Redis, with a bare channel-layer
 group_send to N plain channels in the same run as the floor.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench.support import connect_clients, daphne_server, make_crew, percentiles, session_for
+from bench.support import connect_clients, make_crew, percentiles, session_for, web_server
 
 CLIENTS = 50
 ROUNDS = 20
@@ -73,7 +73,7 @@ async def _floor_rounds():
 def run():
     deployment, _, members = make_crew(CLIENTS, label="fanout")
     sessions = [session_for(user) for user in members]
-    with daphne_server() as base_url:
+    with web_server() as base_url:
         samples = asyncio.run(_websocket_rounds(base_url, deployment.pk, sessions))
     floor = asyncio.run(_floor_rounds())
     result = {"clients": CLIENTS, "rounds": ROUNDS, **percentiles(samples)}

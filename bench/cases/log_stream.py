@@ -1,6 +1,6 @@
 """log_stream: a task prints 20,000 lines as fast as it can; 20 war-room clients watch.
 
-Real worker, real Redis, real daphne. Reports lines/s delivered to each client, the
+Real worker, real Redis, the real web server. Reports lines/s delivered to each client, the
 end-to-end lag (print in the task → line on the websocket) p50/p99, and lines lost
 (must be 0: every line arrives, in batches).
 """
@@ -12,7 +12,7 @@ import re
 import sys
 import time
 
-from bench.support import celery_worker, connect_clients, daphne_server, make_crew, percentiles, session_for
+from bench.support import celery_worker, connect_clients, make_crew, percentiles, session_for, web_server
 
 LINES = 20_000
 CLIENTS = 20
@@ -69,7 +69,7 @@ def run():
     Step.objects.filter(pk=step.pk).update(action=StepAction.COMMAND, action_config={"command": "emit"})
     sessions = [session_for(user) for user in members]
     holder = {}
-    with daphne_server() as base_url, celery_worker():
+    with web_server() as base_url, celery_worker():
         started, results = asyncio.run(
             _watch(base_url, deployment.pk, sessions, lambda: holder.setdefault("run", runs.start_run(step.pk, lead)))
         )

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 import time
 
-from bench.support import connect_clients, daphne_server, make_crew, percentiles, session_for
+from bench.support import connect_clients, make_crew, percentiles, session_for, web_server
 
 CLIENTS = 50
 TICKS = 20
@@ -49,6 +49,6 @@ def run():
     deployment, _lead, members = make_crew(CLIENTS, items=50, label=f"tick{int(time.time())}")
     sessions = [session_for(user) for user in members]
     items = list(Item.objects.filter(deployment=deployment).order_by("pk").values_list("pk", "revision"))
-    with daphne_server() as base_url:
+    with web_server() as base_url:
         samples = asyncio.run(_ticks(base_url, deployment.pk, sessions, session_for(members[0]), items))
     yield {"clients": CLIENTS, "ticks": TICKS, **percentiles(samples)}

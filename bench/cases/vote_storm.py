@@ -10,7 +10,7 @@ import asyncio
 import secrets
 import time
 
-from bench.support import daphne_server, make_crew, percentiles, session_for
+from bench.support import make_crew, percentiles, session_for, web_server
 
 VOTERS = 50
 
@@ -60,7 +60,7 @@ def run():
         quorum=VOTERS,
     )
     sessions = [session_for(user) for user in members]
-    with daphne_server() as base_url:
+    with web_server() as base_url:
         latencies, statuses, wall = asyncio.run(_storm(base_url, deployment.pk, gate.pk, sessions))
     gate = Gate.objects.get(pk=gate.pk)
     tally = Vote.objects.filter(gate=gate, choice="go").count()

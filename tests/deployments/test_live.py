@@ -1,4 +1,4 @@
-"""The live path: websocket consumer, real daphne, real Celery worker, real Redis."""
+"""The live path: websocket consumer, the real web server, real Celery worker, real Redis."""
 
 import asyncio
 import http.cookiejar
@@ -84,7 +84,7 @@ async def test_a_removed_participant_is_disconnected_at_once(crew):
     assert await comm.receive_nothing(timeout=0.5)
 
 
-# --- real daphne + real Celery worker ----------------------------------------------------
+# --- the real web server + real Celery worker ----------------------------------------------------
 
 
 def _session_cookie(user) -> str:
@@ -159,6 +159,27 @@ async def test_http_tick_and_celery_task_reach_every_subscriber(crew, asgi_serve
     finally:
         for ws in watchers:
             await ws.close()
+
+
+async def test_a_change_through_one_web_process_reaches_a_socket_held_by_another(crew, asgi_server, second_asgi_server):
+    deployment, people = crew
+    po_session = await sync_to_async(_session_cookie)(people["po"])
+    qa_session = await sync_to_async(_session_cookie)(people["qa"])
+    watcher = await _ws_connect(asgi_server, deployment.pk, po_session)  # held by process A
+    try:
+        item = await sync_to_async(Item.objects.get)(deployment=deployment, text="Check 2.1")
+        qa = Browserless(second_asgi_server, qa_session)  # the tick goes through process B
+        token = await sync_to_async(qa.csrf_token)(f"/deployments/{deployment.pk}/")
+        response = await sync_to_async(qa.request)(
+            f"/deployments/{deployment.pk}/items/{item.pk}/",
+            f"revision={item.revision}&checked=1".encode(),
+            {"X-CSRFToken": token, "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status == 204
+        message = await _receive_until(watcher, f'id="item-{item.pk}"')
+        assert re.search(rf'id="cb-{item.pk}"[^>]*checked', message)
+    finally:
+        await watcher.close()
 
 
 async def test_http_endpoints_refuse_without_csrf(crew, asgi_server):

@@ -1,4 +1,4 @@
-"""Browser tests: Debian's Chromium driven by Playwright against a real daphne.
+"""Browser tests: Debian's Chromium driven by Playwright against the real web server.
 
 They run in their own pytest process (`pytest -m e2e`): Playwright's event loop
 would otherwise disturb the asyncio tests.
