@@ -1,4 +1,4 @@
-"""tick_fanout: an HTTP tick (real daphne) reaching 50 connected war-room clients: p50/p99."""
+"""tick_fanout: an HTTP tick (the real web server) reaching 50 connected war-room clients: p50/p99."""
 
 from __future__ import annotations
 

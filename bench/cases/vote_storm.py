@@ -1,4 +1,4 @@
-"""vote_storm: 50 voters cast GO on one gate in the same instant, through a real daphne.
+"""vote_storm: 50 voters cast GO on one gate in the same instant, through the real web server.
 
 Reports cast latency (HTTP request → response) and checks that the tally is 50
 and the gate closed exactly once.
