@@ -96,6 +96,35 @@ def test_completing_with_nothing_open_needs_no_override(crew):
     assert event.after == {"state": "completed", "reason": ""}
 
 
+def test_the_war_room_state_form_shows_what_is_open_and_takes_the_override(crew):
+    deployment, people = crew
+    _start(deployment, people["lead"])
+    _tick(deployment, "Check 1.1", people["devops"])
+    url = f"/deployments/{deployment.pk}/state/"
+    lead = _client(people["lead"])
+    page = lead.get(f"/deployments/{deployment.pk}/").content.decode()
+    assert 'class="complete-override"' in page
+    form = lead.get(url, HTTP_HX_REQUEST="true")
+    assert form.status_code == 200
+    html = form.content.decode()
+    assert "7 of 8 checklist lines not done" in html and "gate open: “Sign-off: Decision”" in html
+    assert 'name="override_reason"' in html and 'name="confirm_override"' in html
+    assert _client(people["qa"]).get(url).status_code == 403
+
+    refused = lead.post(url, {"state": "completed"}, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 400 and "7 of 8 checklist lines not done" in refused.content.decode()
+    unconfirmed = lead.post(url, {"state": "completed", "override_reason": "done by hand"}, HTTP_HX_REQUEST="true")
+    assert unconfirmed.status_code == 400
+    deployment.refresh_from_db()
+    assert deployment.state == DeploymentState.IN_PROGRESS
+    done = lead.post(
+        url, {"state": "completed", "override_reason": "done by hand", "confirm_override": "1"}, HTTP_HX_REQUEST="true"
+    )
+    assert done.status_code == 204
+    deployment.refresh_from_db()
+    assert deployment.state == DeploymentState.COMPLETED
+
+
 # --- a finished deployment is read-only ---------------------------------------------------------
 
 
@@ -202,6 +231,8 @@ def test_resuming_after_a_no_go_needs_a_reason(crew):
     deployment.refresh_from_db()
     assert deployment.state == DeploymentState.PAUSED
     assert Event.objects.filter(deployment=deployment).count() == events
+    page = _client(people["lead"]).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert "why is it safe to resume?" in page  # the resume button asks for the reason
     services.change_state(
         deployment.pk, people["lead"], DeploymentState.IN_PROGRESS, reason="fix deployed, smoke tests green again"
     )
