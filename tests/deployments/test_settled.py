@@ -15,6 +15,7 @@ from approvals import services as approvals
 from approvals.models import Decision, Gate, GateRule, GateState, RequiredApproval, Vote
 from deployments import services
 from deployments.models import DeploymentRole, DeploymentState, Event, Item
+from reports.sections import collect
 from tests.factories import make_user
 
 
@@ -247,3 +248,11 @@ def test_resuming_a_pause_without_a_no_go_needs_no_reason(crew):
     services.change_state(deployment.pk, people["lead"], DeploymentState.IN_PROGRESS)
     deployment.refresh_from_db()
     assert deployment.state == DeploymentState.IN_PROGRESS
+
+
+def test_the_report_says_a_gate_was_cancelled_not_open(completed):
+    deployment, _ = completed
+    section = next(s for s in collect(deployment) if s["key"] == "gates")
+    [row] = next(t for t in section["tables"] if t["caption"] == "Go/no-go gates")["rows"]
+    assert row[0] == "Sign-off: Decision" and row[3] == "cancelled"
+    assert row[4].startswith("Cancelled undecided: the deployment was completed (override: rest done by hand)")
