@@ -117,6 +117,7 @@ def validate_plan(spec: dict) -> list[str]:
 @transaction.atomic
 def define_plan(deployment: Deployment, spec: dict, *, step=None, actor=None) -> RolloutPlan:
     """Create or replace the deployment's plan (not while it runs)."""
+    require_unfinished(deployment, "its rollout plan no longer changes")
     problems = validate_plan(spec)
     if problems:
         raise InvalidChange("The rollout plan cannot be saved: " + "; ".join(problems) + ".")

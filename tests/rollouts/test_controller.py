@@ -296,3 +296,5 @@ def test_rolling_the_deployment_back_takes_the_traffic_back(guarded, world):
     assert world.weights == [5, 0] and plan.state == RolloutState.ABORTED and plan.applied_weight == 0
     with pytest.raises(InvalidChange, match="finished"):
         controller.resume_rollout(plan.pk, people["lead"], reason="try again")
+    with pytest.raises(InvalidChange, match="rollout plan no longer changes"):
+        controller.define_plan(plan.deployment, plan_spec(world), actor=people["lead"])
