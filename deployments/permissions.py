@@ -24,8 +24,6 @@ from deployments import hooks
 from deployments.actors import SystemActor, SystemKind
 from deployments.models import Deployment, DeploymentState, Item, Participant
 
-__all__ = ["PermissionDenied"]
-
 VIEW = "view_deployment"
 MANAGE = "manage_deployment"
 
