@@ -1,7 +1,10 @@
-"""Token-authenticated JSON API for CI pipelines: read gates, wait for a decision, mark steps done.
+"""Token-authenticated JSON API for CI pipelines: read gates, wait for a decision, tick plain lines.
 
 Authorization: Bearer <token> (per deployment, created by the lead, stored hashed).
-No cookies are read, so these endpoints are exempt from CSRF.
+No cookies are read, so these endpoints are exempt from CSRF. A token acts as the
+deployment's pipeline (``deployments.actors.pipeline``), whose narrow rights
+``deployments.permissions`` decides: never a gate line, a choice, a field or a
+required approval's line. A refusal answers 403 with the reason as JSON.
 """
 
 import asyncio
@@ -14,11 +17,12 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from approvals.models import Gate, GateState
+from approvals.models import SETTLED_GATE_STATES, Gate
 from approvals.services import authenticate_token, eligible_voters, tally
+from deployments import actors
 from deployments import services as deployment_services
 from deployments.models import Item
-from deployments.permissions import PermissionDenied
+from deployments.permissions import READ_GATES, PermissionDenied, require_system
 
 MAX_WAIT_SECONDS = 60
 
@@ -34,6 +38,10 @@ def _token_for(request, deployment_id):
     if token is None or token.deployment_id != deployment_id:
         return None
     return token
+
+
+def _pipeline(token):
+    return actors.pipeline(token.name)
 
 
 def gate_json(gate: Gate) -> dict:
@@ -60,6 +68,7 @@ def gates(request, pk):
     token = _token_for(request, pk)
     if token is None:
         return _error(401, "A valid API token for this deployment is required (Authorization: Bearer …).")
+    require_system(_pipeline(token), READ_GATES)
     return JsonResponse({"deployment": pk, "gates": [gate_json(g) for g in Gate.objects.filter(deployment_id=pk)]})
 
 
@@ -69,6 +78,7 @@ async def gate(request, pk, gate_pk):
     token = await sync_to_async(_token_for)(request, pk)
     if token is None:
         return _error(401, "A valid API token for this deployment is required (Authorization: Bearer …).")
+    require_system(_pipeline(token), READ_GATES)
     try:
         wait = min(float(request.GET.get("wait", "0") or 0), MAX_WAIT_SECONDS)
     except ValueError:
@@ -78,7 +88,7 @@ async def gate(request, pk, gate_pk):
         found = await sync_to_async(lambda: Gate.objects.filter(deployment_id=pk, pk=gate_pk).first())()
         if found is None:
             return _error(404, "No such gate in this deployment.")
-        if found.state == GateState.CLOSED or time.monotonic() >= deadline:
+        if found.state in SETTLED_GATE_STATES or time.monotonic() >= deadline:
             return JsonResponse(await sync_to_async(gate_json)(found))
         await asyncio.sleep(0.5)
 
@@ -102,9 +112,11 @@ def item_done(request, pk, item_pk):
     if "note" in body:
         kwargs["note"] = str(body["note"])
     try:
-        updated = deployment_services.update_item(item.pk, None, revision=None, system=f"Pipeline “{token.name}”", **kwargs)
+        updated = deployment_services.update_item(item.pk, _pipeline(token), revision=None, **kwargs)
+    except PermissionDenied as exc:
+        return _error(403, str(exc))
     except deployment_services.InvalidChange as exc:
         return _error(409, str(exc))
-    except (PermissionDenied, ObjectDoesNotExist) as exc:
-        return _error(403, str(exc))
+    except ObjectDoesNotExist:
+        return _error(404, "No such item in this deployment.")
     return JsonResponse({"id": updated.pk, "checked": updated.checked, "value": updated.value, "revision": updated.revision})

@@ -52,6 +52,11 @@ class GateState(models.TextChoices):
     WAITING = "waiting", "Waiting for its checklist"
     OPEN = "open", "Open for votes"
     CLOSED = "closed", "Decided"
+    CANCELLED = "cancelled", "Cancelled: the deployment finished undecided"
+
+
+# A gate in one of these takes no more votes.
+SETTLED_GATE_STATES = {GateState.CLOSED, GateState.CANCELLED}
 
 
 class Decision(models.TextChoices):

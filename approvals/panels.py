@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from approvals.models import Gate, GateState, RequiredApproval
+from approvals.models import SETTLED_GATE_STATES, Gate, GateState, RequiredApproval
 from approvals.services import eligible_voters, tally
 from deployments.models import Deployment, Participant
 
@@ -51,7 +51,7 @@ def load_approvals(deployment_id: int) -> dict:
                 waiting_names=[names.get(uid, "?") for uid in votes_tally.waiting],
                 voter_role_ids=[r.pk for r in gate.voter_roles.all()],
                 is_open=gate.state == GateState.OPEN,
-                is_closed=gate.state == GateState.CLOSED,
+                is_closed=gate.state in SETTLED_GATE_STATES,
             )
         )
     approvals = list(RequiredApproval.objects.filter(deployment_id=deployment_id).select_related("role", "approved_by"))

@@ -1,10 +1,16 @@
 """The approvals part of the signed report: sign-offs before start, every gate and every vote."""
 
-from approvals.models import Gate, RequiredApproval
+from approvals.models import Gate, GateState, RequiredApproval
 
 
 def _name(user):
     return (user.get_full_name() or user.get_username()) if user else ""
+
+
+def _decision_word(gate) -> str:
+    if gate.decision:
+        return gate.go_label if gate.decision == "go" else gate.no_go_label
+    return "cancelled" if gate.state == GateState.CANCELLED else "open"
 
 
 def gates_section(deployment):
@@ -50,7 +56,7 @@ def gates_section(deployment):
                         g.title,
                         g.get_rule_display(),
                         ", ".join(r.name for r in g.voter_roles.all()),
-                        (g.go_label if g.decision == "go" else g.no_go_label) if g.decision else "open",
+                        _decision_word(g),
                         g.decision_summary + (" (override)" if g.overridden_by_id else ""),
                         g.decided_at,
                     ]

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from approvals.models import ApiToken, Decision, Gate, GateRule, GateState, RequiredApproval, Vote
+from approvals import hooks as approval_hooks
+from approvals.models import SETTLED_GATE_STATES, ApiToken, Decision, Gate, GateRule, GateState, RequiredApproval, Vote
 from checklists.models import ItemKind
-from deployments import live
+from deployments import actors, live
+from deployments.actors import SystemActor
 from deployments.events import record_event
 from deployments.models import Deployment, DeploymentRole, DeploymentState, Item, Participant
-from deployments.permissions import PermissionDenied, access_for
-from deployments.services import InvalidChange
+from deployments.permissions import ADD_GATE, CANCEL_GATES, PermissionDenied, access_for, require_system
+from deployments.services import InvalidChange, require_unfinished
 
 NOT_STARTED = {DeploymentState.DRAFT, DeploymentState.SCHEDULED}
 GO_WORDS = {"go", "go-live", "golive", "proceed", "approve", "approved"}
@@ -89,6 +91,7 @@ def give_approval(approval_id: int, user, *, statement: str, comment: str = "") 
         raise PermissionDenied("Only the lead may give this approval.")
     if approval.role_id is not None and approval.role_id not in access.role_ids:
         raise PermissionDenied(f"Only the {approval.role.name} may give this approval.")
+    require_unfinished(deployment, "approvals are closed")
     if deployment.state not in NOT_STARTED:
         raise InvalidChange("The deployment has started: approvals are closed.")
     if approval.is_given:
@@ -122,6 +125,7 @@ def withdraw_approval(approval_id: int, user, *, reason: str = "") -> RequiredAp
         raise InvalidChange("This approval has not been given.")
     if approval.approved_by_id != user.pk and not access.is_lead:
         raise PermissionDenied("Only the approver or the lead may withdraw an approval.")
+    require_unfinished(deployment, "approvals can no longer be withdrawn")
     if deployment.state not in NOT_STARTED:
         raise InvalidChange("The deployment has started: approvals can no longer be withdrawn.")
     before = {"by": approval.approved_by_id, "statement": approval.statement}
@@ -150,7 +154,7 @@ def _sync_runbook_line(approval: RequiredApproval, *, given: bool) -> None:
     item = Item.objects.get(pk=approval.item_id)
     if item.checked != given:
         deployment_services.update_item(
-            item.pk, None, revision=None, checked=given, system="Approvals", note=approval.statement if given else ""
+            item.pk, actors.APPROVALS, revision=None, checked=given, note=approval.statement if given else ""
         )
 
 
@@ -162,6 +166,11 @@ def check_ready_to_start(deployment: Deployment) -> None:
     missing = missing_approvals(deployment)
     if missing:
         raise InvalidChange("Missing approvals: " + "; ".join(a.label for a in missing) + ".")
+
+
+def is_approval_line(item: Item) -> bool:
+    """The runbook line of a required approval: only the approvals sync writes it."""
+    return RequiredApproval.objects.filter(item_id=item.pk).exists()
 
 
 # --- gates: evidence ------------------------------------------------------------------------
@@ -286,7 +295,7 @@ def refresh_gates(deployment_id: int) -> None:
     """After the checklist changed: mark votes cast against other evidence stale, and
     open gates whose conditions are now met. Runs inside the caller's transaction."""
     changed = False
-    for gate in Gate.objects.select_for_update().filter(deployment_id=deployment_id).exclude(state=GateState.CLOSED):
+    for gate in Gate.objects.select_for_update().filter(deployment_id=deployment_id).exclude(state__in=SETTLED_GATE_STATES):
         has_conditions = gate.condition_items.exists()
         if gate.state == GateState.WAITING and _conditions_met(gate):
             gate.state, gate.opened_at = GateState.OPEN, timezone.now()
@@ -333,10 +342,13 @@ def cast_vote(gate_id: int, user, choice: str, *, reason: str = "") -> Vote:
     access = access_for(user, deployment)
     if not access.can_view:
         raise Gate.DoesNotExist
+    require_unfinished(deployment, "its gates take no more votes")
     if choice not in Decision.values:
         raise InvalidChange("Vote GO or NO-GO.")
     if gate.state == GateState.CLOSED:
         raise InvalidChange(f"This gate is closed: {gate.get_decision_display()}.")
+    if gate.state == GateState.CANCELLED:
+        raise InvalidChange(f"This gate was cancelled: {gate.decision_summary}")
     if gate.state == GateState.WAITING and not _conditions_met(gate):
         raise InvalidChange("Voting has not opened: the gate's checklist is not complete yet.")
     voters = eligible_voters(gate)
@@ -385,7 +397,8 @@ def close_gate_early(gate_id: int, actor, decision: str, *, reason: str) -> Gate
         raise Gate.DoesNotExist
     if not access.is_lead:
         raise PermissionDenied("Only the lead may close a gate early.")
-    if gate.state == GateState.CLOSED:
+    require_unfinished(gate.deployment, "its gates are settled")
+    if gate.state in SETTLED_GATE_STATES:
         raise InvalidChange("This gate is already decided.")
     if decision not in Decision.values:
         raise InvalidChange("Close the gate as GO or NO-GO.")
@@ -412,13 +425,13 @@ def _close(gate: Gate, decision: str, why: str, *, actor) -> None:
         after={"decision": decision, "why": why},
     )
     if gate.item_id:
-        item = Item.objects.get(pk=gate.item_id)
-        deployment_services.update_item(item.pk, None, revision=None, value=word, system="Gate decision")
+        deployment_services.update_item(gate.item_id, actors.GATE_DECISION, revision=None, value=word)
     deployment = Deployment.objects.get(pk=gate.deployment_id)
     if decision == Decision.NO_GO and deployment.state == DeploymentState.IN_PROGRESS:
         deployment_services.transition_state(
-            deployment.pk, DeploymentState.PAUSED, actor=None, reason=f"NO-GO at “{gate.title}”", system="Gate decision"
+            deployment.pk, DeploymentState.PAUSED, actor=actors.GATE_DECISION, reason=f"NO-GO at “{gate.title}”"
         )
+    approval_hooks.gate_decided(gate, decision)
 
 
 @transaction.atomic
@@ -436,7 +449,8 @@ def configure_gate(
 ) -> Gate:
     gate = Gate.objects.select_for_update().get(pk=gate_id)
     _require_lead(actor, gate.deployment)
-    if gate.state == GateState.CLOSED:
+    require_unfinished(gate.deployment, "its gates are settled")
+    if gate.state in SETTLED_GATE_STATES:
         raise InvalidChange("A decided gate cannot be reconfigured.")
     _validate_rule(gate.deployment_id, voter_role_ids, rule, quorum, role_quorum or {}, decider_role_id, veto_role_ids)
     items = list(Item.objects.filter(deployment_id=gate.deployment_id, pk__in=condition_item_ids))
@@ -476,11 +490,13 @@ def add_gate(
     quorum: int | None = None,
     decider_role_id: int | None = None,
     veto_role_ids: list[int] = (),
-    system: str = "",
 ) -> Gate:
-    """The lead adds a gate; or Warroom itself does (``system`` says why, e.g. a SEV1)."""
-    if not system:
+    """The lead adds a gate; or Warroom itself does, as a SystemActor with that right (a SEV1's incident)."""
+    if isinstance(actor, SystemActor):
+        require_system(actor, ADD_GATE)
+    else:
         _require_lead(actor, deployment)
+    require_unfinished(deployment, "no more gates open in it")
     if not title.strip():
         raise InvalidChange("A gate needs a title.")
     _validate_rule(deployment.pk, voter_role_ids, rule, quorum, {}, decider_role_id, veto_role_ids)
@@ -500,7 +516,6 @@ def add_gate(
     record_event(
         deployment.pk,
         actor=actor,
-        actor_label=system or None,
         action="gate.added",
         obj=gate,
         summary=f"Gate added: {gate.title}",
@@ -596,3 +611,46 @@ def authenticate_token(raw: str) -> ApiToken | None:
     if token:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token
+
+
+# --- a deployment's gates when it finishes, or resumes -------------------------------------------
+
+
+def open_gates(deployment: Deployment) -> list[str]:
+    """Registered as open work: completing with these needs an override."""
+    return [
+        f"gate open: “{title}”"
+        for title in Gate.objects.filter(deployment=deployment)
+        .exclude(state__in=SETTLED_GATE_STATES)
+        .values_list("title", flat=True)
+    ]
+
+
+def no_go_needs_reason(deployment: Deployment) -> str | None:
+    """Registered as a resume guard: after a NO-GO, resuming is a decision that needs its reason."""
+    gate = Gate.objects.filter(deployment=deployment, decision=Decision.NO_GO).order_by("-decided_at").first()
+    return f"A NO-GO at “{gate.title}” paused this deployment" if gate else None
+
+
+def cancel_open_gates(deployment: Deployment, why: str) -> None:
+    """Registered for when a deployment finishes: a gate nobody decided is cancelled, with the
+    reason, and takes no more votes — so the signed report cannot drift from the record."""
+    require_system(actors.WARROOM, CANCEL_GATES)
+    now = timezone.now()
+    cancelled = 0
+    for gate in Gate.objects.select_for_update().filter(deployment=deployment).exclude(state__in=SETTLED_GATE_STATES):
+        before = {"state": gate.state}
+        gate.state, gate.decided_at, gate.decision_summary = GateState.CANCELLED, now, f"Cancelled undecided: {why}"
+        gate.save(update_fields=["state", "decided_at", "decision_summary"])
+        record_event(
+            deployment.pk,
+            actor=actors.WARROOM,
+            action="gate.cancelled",
+            obj=gate,
+            summary=f"“{gate.title}” cancelled undecided: {why}",
+            before=before,
+            after={"state": gate.state, "why": why},
+        )
+        cancelled += 1
+    if cancelled:
+        _push(deployment.pk)

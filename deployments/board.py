@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from checklists.models import ItemKind
-from deployments import live
+from deployments import hooks, live
 from deployments.models import ALLOWED_TRANSITIONS, REASON_STATES, Deployment, DeploymentState, Event, Item, Participant, Step
 from deployments.timeline import timeline_svg
 
@@ -75,6 +75,13 @@ class Board:
         return [(state.value, state.label) for state in DeploymentState if state in allowed]
 
     reason_states = REASON_STATES
+
+    @property
+    def resume_reason(self):
+        """Why resuming needs a reason (e.g. a NO-GO paused it), or None."""
+        if self.deployment.state != DeploymentState.PAUSED:
+            return None
+        return hooks.resume_needs_reason(self.deployment)
 
     @property
     def timeline(self):

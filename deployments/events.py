@@ -15,6 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from deployments.actors import SystemActor
 from deployments.models import Deployment, Event
 
 SYSTEM_ACTOR = "Warroom"
@@ -49,9 +50,12 @@ def event_hash(
 def record_event(
     deployment_id: int, *, actor, action: str, summary: str, obj=None, before=None, after=None, actor_label: str | None = None
 ) -> Event:
-    """Append one event. Must run inside the caller's transaction."""
+    """Append one event. Must run inside the caller's transaction. ``actor`` is a person,
+    a SystemActor (recorded by its label) or None (Warroom)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event must be called inside transaction.atomic")
+    if isinstance(actor, SystemActor):
+        actor, actor_label = None, actor_label or actor.label
     head = Deployment.objects.select_for_update(no_key=True).only("event_count", "last_event_hash").get(pk=deployment_id)
     seq = head.event_count + 1
     created_at = timezone.now()

@@ -4,24 +4,49 @@ Object permissions live in django-guardian (``view_deployment`` for every
 participant, ``manage_deployment`` for leads); which items a person may act on
 follows from the roles they hold in that deployment. Views, the API, websocket
 consumers, exports and services all ask here.
+
+Actors that are not people (a pipeline's token, a task run, a gate decision…) are
+``deployments.actors.SystemActor``s with their own, narrow rights: ``SYSTEM_RIGHTS``
+below is the whole list. None of them may do anything because it is "the system".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+# Django's own: views answer 403 with its message. Re-exported so every app imports it from here.
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
-from deployments.models import Deployment, Participant
+from checklists.models import ItemKind
+from deployments import hooks
+from deployments.actors import SystemActor, SystemKind
+from deployments.models import Deployment, DeploymentState, Item, Participant
 
 VIEW = "view_deployment"
 MANAGE = "manage_deployment"
 
+# What each kind of system actor may do; nothing else.
+READ_GATES = "read gates and wait on them"
+TICK_PLAIN_LINE = "tick or untick a plain checklist line"
+TICK_OWN_STEP_LINE = "tick a checklist line of its own step"
+WRITE_GATE_LINE = "write a gate's decision on its line"
+WRITE_APPROVAL_LINE = "keep a required approval's line in step"
+PAUSE_DEPLOYMENT = "pause the deployment"
+ADD_GATE = "open a gate"
+CANCEL_GATES = "cancel open gates of a finished deployment"
+TAKE_TRAFFIC_BACK = "abort the rollout (traffic back to the stable version)"
 
-class PermissionDenied(Exception):
-    """The actor may see the deployment but may not do this; the message says why."""
+SYSTEM_RIGHTS: dict[SystemKind, frozenset[str]] = {
+    SystemKind.PIPELINE: frozenset({READ_GATES, TICK_PLAIN_LINE}),
+    SystemKind.TASK_RUN: frozenset({TICK_OWN_STEP_LINE}),
+    SystemKind.GATE_DECISION: frozenset({WRITE_GATE_LINE, PAUSE_DEPLOYMENT, TAKE_TRAFFIC_BACK}),
+    SystemKind.APPROVALS: frozenset({WRITE_APPROVAL_LINE}),
+    SystemKind.INCIDENT: frozenset({ADD_GATE}),
+    SystemKind.ROLLOUT: frozenset({PAUSE_DEPLOYMENT}),
+    SystemKind.WARROOM: frozenset({CANCEL_GATES, TAKE_TRAFFIC_BACK}),
+}
 
 
 # --- rights outside any one deployment ------------------------------------------------------
@@ -47,7 +72,7 @@ def may_create_deployments(user) -> bool:
 def require_global(user, check, what: str) -> None:
     """Raise Django's PermissionDenied (a 403 everywhere) unless ``check(user)`` holds."""
     if not check(user):
-        raise DjangoPermissionDenied(f"You may not {what}: ask an administrator for the permission (a group in the admin).")
+        raise PermissionDenied(f"You may not {what}: ask an administrator for the permission (a group in the admin).")
 
 
 def ensure_default_groups(**_kwargs) -> None:
@@ -133,3 +158,90 @@ def grant_participation(user, deployment, *, is_lead: bool) -> None:
 def revoke_participation(user, deployment) -> None:
     remove_perm(VIEW, user, deployment)
     remove_perm(MANAGE, user, deployment)
+
+
+# --- system actors -----------------------------------------------------------------------
+
+
+def system_may(actor: SystemActor, right: str) -> bool:
+    return right in SYSTEM_RIGHTS.get(actor.kind, frozenset())
+
+
+def require_system(actor: SystemActor, right: str) -> None:
+    if not system_may(actor, right):
+        raise PermissionDenied(f"{actor.label} may not {right}.")
+
+
+# --- checklist lines ---------------------------------------------------------------------
+
+# Lines that follow a record of their own, and what a person is told who tries to write one.
+_OWNED_LINES = {
+    SystemKind.GATE_DECISION: (WRITE_GATE_LINE, "A gate is decided by its vote: use the voting panel."),
+    SystemKind.APPROVALS: (
+        WRITE_APPROVAL_LINE,
+        "This line follows its approval: give or withdraw it in the approvals panel.",
+    ),
+}
+
+
+def line_owner(item: Item) -> SystemKind | None:
+    """Which internal actor keeps this line (gate lines: the gate decision; lines other apps
+    claim, e.g. required approvals); None for a plain line that people work."""
+    if item.kind == ItemKind.GATE:
+        return SystemKind.GATE_DECISION
+    return hooks.line_owner(item)
+
+
+def require_item_change(actor, item: Item, *, undoing: bool, rewrites_evidence: bool) -> None:
+    """May ``actor`` change this line? ``undoing``: the change takes a done line back;
+    ``rewrites_evidence``: it replaces the note of a line that is done.
+
+    People: holders of the step's role or the lead (a step without a role: anyone holding
+    a role); undo by whoever did it or the lead; lines that follow a gate or an approval
+    never. A person who may not see the deployment gets Item.DoesNotExist (a 404).
+    """
+    owner = line_owner(item)
+    if isinstance(actor, SystemActor):
+        _require_system_item_change(actor, item, owner, undoing=undoing, rewrites_evidence=rewrites_evidence)
+        return
+    access = access_for(actor, item.deployment)
+    if not access.can_view:
+        raise Item.DoesNotExist
+    if not access.can_act_on_step(item.step):
+        role = item.step.role.name if item.step.role else "a role in this deployment"
+        raise PermissionDenied(f"Only the {role} or the lead may change this item.")
+    if owner is not None:
+        raise PermissionDenied(_OWNED_LINES.get(owner, (None, "This line is kept by Warroom."))[1])
+    if undoing and not access.can_undo(item):
+        raise PermissionDenied("Only the person who did this, or the lead, may undo it.")
+
+
+def _require_system_item_change(actor: SystemActor, item: Item, owner, *, undoing: bool, rewrites_evidence: bool) -> None:
+    if owner is not None:
+        right = _OWNED_LINES.get(owner, (None, ""))[0]
+        if right is None or not system_may(actor, right):
+            what = "a gate's line: only its vote decides it" if owner == SystemKind.GATE_DECISION else "kept by its own record"
+            raise PermissionDenied(f"{actor.label} may not change “{item.text[:80]}”: it is {what}.")
+        return
+    if item.kind != ItemKind.CHECK:
+        raise PermissionDenied(f"{actor.label} may tick checklist lines only; “{item.text[:80]}” is a {item.kind} for a person.")
+    own_step = system_may(actor, TICK_OWN_STEP_LINE) and actor.step_id == item.step_id
+    if not (system_may(actor, TICK_PLAIN_LINE) or own_step):
+        raise PermissionDenied(f"{actor.label} may not change “{item.text[:80]}”.")
+    done_by_this_actor = item.done_by_id is None and item.done_by_system == actor.label
+    if (undoing or rewrites_evidence) and not done_by_this_actor:
+        raise PermissionDenied(f"{actor.label} may not undo or rewrite what someone else did.")
+
+
+# --- the deployment's state ----------------------------------------------------------------
+
+
+def require_state_change(actor, deployment: Deployment, new_state: str) -> None:
+    """The lead moves the deployment; a gate decision or the rollout controller may only pause it."""
+    if isinstance(actor, SystemActor):
+        if new_state != DeploymentState.PAUSED:
+            raise PermissionDenied(f"{actor.label} may not move the deployment to {new_state}.")
+        require_system(actor, PAUSE_DEPLOYMENT)
+        return
+    if not access_for(actor, deployment).is_lead:
+        raise PermissionDenied("Only the deployment lead may change the deployment's state.")

@@ -14,7 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from checklists.models import ItemKind, RunbookVersion
-from deployments import board, live
+from deployments import board, hooks, live
+from deployments.actors import SystemActor
 from deployments.events import record_event
 from deployments.models import (
     ALLOWED_TRANSITIONS,
@@ -37,12 +38,26 @@ from deployments.permissions import (
     grant_participation,
     may_create_deployments,
     require_global,
+    require_item_change,
+    require_state_change,
     revoke_participation,
 )
 
 
 class InvalidChange(Exception):
     """The request cannot be applied as asked; the message says why in words."""
+
+
+class DeploymentFinished(InvalidChange):
+    """The deployment is completed, rolled back or aborted: what was decided stays decided."""
+
+
+class OpenWork(InvalidChange):
+    """Completing would leave work open; ``open`` lists it, in words. An override with a reason proceeds."""
+
+    def __init__(self, message, open_work: list[str]):
+        super().__init__(message)
+        self.open = open_work
 
 
 class StaleChange(InvalidChange):
@@ -60,6 +75,12 @@ def _require_lead(access: Access, what: str):
 
 def _display_name(user) -> str:
     return user.get_full_name() or user.get_username()
+
+
+def require_unfinished(deployment: Deployment, what: str) -> None:
+    """A finished deployment is read-only (its report is signed against this record)."""
+    if deployment.is_finished:
+        raise DeploymentFinished(f"This deployment is finished ({DeploymentState(deployment.state).label.lower()}): {what}.")
 
 
 # --- creating ------------------------------------------------------------------------
@@ -230,6 +251,7 @@ def add_contact(
     deployment: Deployment, actor, *, role_name: str | None, level: int, name: str, phone: str = "", email: str = ""
 ) -> EmergencyContact:
     _require_lead(access_for(actor, deployment), "manage emergency contacts")
+    require_unfinished(deployment, "its contacts no longer change")
     role = None
     if role_name:
         role = DeploymentRole.objects.filter(deployment=deployment, name=role_name).first()
@@ -253,34 +275,68 @@ def add_contact(
 
 
 @transaction.atomic
-def change_state(deployment_id: int, actor, new_state: str, *, reason: str = "") -> Deployment:
-    """A person moves the deployment along: the lead only."""
-    deployment = Deployment.objects.get(pk=deployment_id)
-    _require_lead(access_for(actor, deployment), "change the deployment's state")
-    return transition_state(deployment_id, new_state, actor=actor, reason=reason)
+def change_state(deployment_id: int, actor, new_state: str, *, reason: str = "", override_reason: str = "") -> Deployment:
+    """A person moves the deployment along (the lead only; see transition_state)."""
+    return transition_state(deployment_id, new_state, actor=actor, reason=reason, override_reason=override_reason)
+
+
+def open_work(deployment: Deployment) -> list[str]:
+    """What completing the deployment now would leave open, in words: checklist lines not
+    done (the rollback phase's lines are not expected in a deployment that completes) and
+    whatever the other apps report (open gates)."""
+    leaves = Item.objects.filter(deployment=deployment, is_group=False).exclude(kind=ItemKind.GATE)
+    leaves = leaves.exclude(step__phase__title__icontains="rollback")
+    total = leaves.count()
+    undone = leaves.filter(checked=False, value="").count()
+    found = [f"{undone} of {total} checklist lines not done"] if undone else []
+    return found + hooks.open_work(deployment)
 
 
 @transaction.atomic
-def transition_state(deployment_id: int, new_state: str, *, actor, reason: str = "", system: str = "") -> Deployment:
-    """The one path for state changes, for people (via change_state) and for Warroom
-    itself (``system`` names what decided, e.g. a NO-GO gate or an aborted rollout)."""
+def transition_state(deployment_id: int, new_state: str, *, actor, reason: str = "", override_reason: str = "") -> Deployment:
+    """The one path for state changes, for people and for Warroom's own actors (a gate
+    decision or the rollout controller may pause; see permissions.require_state_change).
+
+    Completing with open work needs ``override_reason``, recorded in the event; resuming
+    after a NO-GO needs a ``reason``. When the deployment finishes, the other apps close
+    what is still open in it (hooks.on_finished), inside this transaction.
+    """
     from approvals.services import check_ready_to_start
 
     deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+    require_state_change(actor, deployment, new_state)
     if new_state not in DeploymentState.values:
         raise InvalidChange(f"Unknown state {new_state!r}.")
     old_state = deployment.state
     allowed_next = ALLOWED_TRANSITIONS[DeploymentState(old_state)]
     if new_state not in allowed_next:
         allowed = ", ".join(DeploymentState(s).label for s in allowed_next) or "nothing"
+        if deployment.is_finished:
+            raise DeploymentFinished(
+                f"This deployment is finished ({DeploymentState(old_state).label.lower()}): its state no longer changes."
+            )
         raise InvalidChange(
             f"A deployment that is {DeploymentState(old_state).label.lower()} cannot become "
             f"{DeploymentState(new_state).label.lower()} (allowed: {allowed})."
         )
-    if new_state in REASON_STATES and not reason.strip():
+    reason, override_reason = reason.strip(), override_reason.strip()
+    if len(reason) > 1000 or len(override_reason) > 1000:
+        raise InvalidChange("That reason is too long (1,000 characters at most).")
+    if new_state in REASON_STATES and not reason:
         raise InvalidChange(f"Say why the deployment is {DeploymentState(new_state).label.lower()}.")
     if new_state == DeploymentState.IN_PROGRESS and old_state == DeploymentState.SCHEDULED:
         check_ready_to_start(deployment)
+    if new_state == DeploymentState.IN_PROGRESS and old_state == DeploymentState.PAUSED and not reason:
+        why = hooks.resume_needs_reason(deployment)
+        if why:
+            raise InvalidChange(f"{why}: say why it is safe to resume (recorded in the log).")
+    left_open = []
+    if new_state == DeploymentState.COMPLETED:
+        left_open = open_work(deployment)
+        if left_open and not override_reason:
+            raise OpenWork(
+                "Still open: " + "; ".join(left_open) + ". Complete anyway only with an override and its reason.", left_open
+            )
     now = timezone.now()
     deployment.state = new_state
     update = ["state"]
@@ -291,17 +347,25 @@ def transition_state(deployment_id: int, new_state: str, *, actor, reason: str =
         deployment.finished_at = now
         update.append("finished_at")
     deployment.save(update_fields=update)
+    after = {"state": new_state, "reason": reason}
+    summary = f"{DeploymentState(old_state).label} → {DeploymentState(new_state).label}" + (f": {reason}" if reason else "")
+    if left_open:
+        after["override"] = {"reason": override_reason, "open": left_open}
+        summary += f" (override: {override_reason}; left open: {'; '.join(left_open)})"
     record_event(
         deployment.pk,
         actor=actor,
-        actor_label=system or None,
         action="deployment.state",
         obj=deployment,
-        summary=f"{DeploymentState(old_state).label} → {DeploymentState(new_state).label}"
-        + (f": {reason.strip()}" if reason.strip() else ""),
+        summary=summary,
         before={"state": old_state},
-        after={"state": new_state, "reason": reason.strip()},
+        after=after,
     )
+    if new_state in FINISHED_STATES:
+        why = f"the deployment was {DeploymentState(new_state).label.lower()}" + (
+            f" ({reason or 'override: ' + override_reason})" if reason or override_reason else ""
+        )
+        hooks.deployment_finished(deployment, why)
     live.publish_on_commit(deployment.pk, lambda: board.render_header_push(deployment.pk))
     return deployment
 
@@ -311,8 +375,7 @@ def reanchor_t0(deployment_id: int, actor, new_t0: datetime, *, reason: str) -> 
     """Move T-0: every planned time moves with it (they are offsets); actual times stay."""
     deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
     _require_lead(access_for(actor, deployment), "move T-0")
-    if deployment.is_finished:
-        raise InvalidChange("This deployment is finished; its T-0 can no longer move.")
+    require_unfinished(deployment, "its T-0 can no longer move")
     if timezone.is_naive(new_t0):
         raise InvalidChange("The new T-0 needs a time zone.")
     if not reason.strip():
@@ -362,6 +425,52 @@ def _refresh_step_actuals(step: Step, now) -> bool:
     return changed
 
 
+def check_item_change(
+    item: Item, actor, *, revision: int | None, checked: bool | None = None, value: str | None = None, note: str | None = None
+) -> dict:
+    """Everything that may refuse a change to a checklist line, before anything is written.
+
+    Returns the line's new ``{"checked", "value", "note"}``. Raises Item.DoesNotExist for
+    a person who may not see the deployment, DeploymentFinished, PermissionDenied (who may
+    write which line is decided in deployments.permissions, for people and system actors
+    alike), StaleChange, or InvalidChange for a malformed value.
+    """
+    if not isinstance(actor, SystemActor) and not access_for(actor, item.deployment).can_view:
+        raise Item.DoesNotExist
+    require_unfinished(item.deployment, "its checklist is closed")
+    if item.is_group:
+        raise InvalidChange("This line is a group: it is done when its sub-items are.")
+    if item.kind == ItemKind.CHECK:
+        undoing = item.checked and checked is False
+    else:
+        undoing = item.is_done and value is not None and not value.strip()
+    rewrites_evidence = item.is_done and note is not None and note.strip() != item.note
+    require_item_change(actor, item, undoing=undoing, rewrites_evidence=rewrites_evidence)
+    if revision is not None and revision != item.revision:
+        who = _done_by_label(item) or "someone"
+        raise StaleChange(f"{who} changed this item a moment ago; here is its current state.", item)
+
+    after = {"checked": item.checked, "value": item.value, "note": item.note}
+    if item.kind == ItemKind.CHECK:
+        if checked is None:
+            raise InvalidChange("Say whether the box is ticked.")
+        after["checked"] = checked
+    else:
+        if value is None:
+            raise InvalidChange("A value is needed.")
+        value = value.strip()
+        if len(value) > 2000:
+            raise InvalidChange("That value is too long (2,000 characters at most).")
+        if item.kind in (ItemKind.CHOICE, ItemKind.GATE) and value and value not in item.options:
+            raise InvalidChange(f"Pick one of: {', '.join(item.options)}.")
+        after["value"] = value
+    if note is not None:
+        if len(note) > 2000:
+            raise InvalidChange("That note is too long (2,000 characters at most).")
+        after["note"] = note.strip()
+    return after
+
+
 @transaction.atomic
 def update_item(
     item_id: int,
@@ -371,71 +480,33 @@ def update_item(
     checked: bool | None = None,
     value: str | None = None,
     note: str | None = None,
-    system: str = "",
 ) -> Item:
     """Tick, untick, fill a field or pick a choice — the one path for item state.
 
-    ``revision`` is the revision the person saw; if the item changed since, nothing
-    is written and StaleChange carries the current state to show them. ``system``
-    names a task that did it (then ``actor`` may be None).
+    ``actor`` is a person or a SystemActor (a pipeline, a task run, a gate decision…);
+    check_item_change decides whether they may, then the change is applied. ``revision``
+    is the revision the person saw; if the item changed since, nothing is written and
+    StaleChange carries the current state to show them.
     """
-    item = Item.objects.select_for_update(of=("self",)).select_related("step", "deployment").get(pk=item_id)
-    deployment = item.deployment
-    if not system:
-        access = access_for(actor, deployment)
-        if not access.can_view:
-            raise Item.DoesNotExist
-        if not access.can_act_on_step(item.step):
-            role = item.step.role.name if item.step.role else "a role in this deployment"
-            raise PermissionDenied(f"Only the {role} or the lead may change this item.")
-    if deployment.is_finished:
-        raise InvalidChange("This deployment is finished; its checklist is closed.")
-    if item.is_group:
-        raise InvalidChange("This line is a group: it is done when its sub-items are.")
-    if item.kind == ItemKind.GATE and not system:
-        raise InvalidChange("A gate is decided by its vote: use the voting panel.")
-    if not system:
-        from approvals.models import RequiredApproval
+    item = Item.objects.select_for_update(of=("self",)).select_related("step__role", "deployment").get(pk=item_id)
+    after = check_item_change(item, actor, revision=revision, checked=checked, value=value, note=note)
+    return _apply_item_change(item, actor, after)
 
-        if RequiredApproval.objects.filter(item_id=item.pk).exists():
-            raise InvalidChange("This line follows its approval: give or withdraw it in the approvals panel.")
-    if revision is not None and revision != item.revision:
-        who = _done_by_label(item) or "someone"
-        raise StaleChange(f"{who} changed this item a moment ago; here is its current state.", item)
 
+def _apply_item_change(item: Item, actor, after: dict) -> Item:
     before = {"checked": item.checked, "value": item.value, "note": item.note}
+    if after == before:
+        return item  # nothing to record: a double click, or the same value again
     was_done = item.is_done
-    if item.kind == ItemKind.CHECK:
-        if checked is None:
-            raise InvalidChange("Say whether the box is ticked.")
-        item.checked = checked
-    else:
-        if value is None:
-            raise InvalidChange("A value is needed.")
-        value = value.strip()
-        if len(value) > 2000:
-            raise InvalidChange("That value is too long (2,000 characters at most).")
-        if item.kind in (ItemKind.CHOICE, ItemKind.GATE) and value and value not in item.options:
-            raise InvalidChange(f"Pick one of: {', '.join(item.options)}.")
-        item.value = value
-    if note is not None:
-        if len(note) > 2000:
-            raise InvalidChange("That note is too long (2,000 characters at most).")
-        item.note = note.strip()
-
-    undoing = was_done and not item.is_done
-    if undoing and not system and not access.can_undo(item):
-        raise PermissionDenied("Only the person who did this, or the lead, may undo it.")
+    item.checked, item.value, item.note = after["checked"], after["value"], after["note"]
+    system = actor.label if isinstance(actor, SystemActor) else ""
     now = timezone.now()
     if (item.is_done and not was_done) or (item.is_done and item.value != before["value"]):
         item.done_by = None if system else actor
         item.done_by_system = system
         item.done_at = now
-    elif undoing:
+    elif was_done and not item.is_done:
         item.done_by, item.done_by_system, item.done_at = None, "", None
-    after = {"checked": item.checked, "value": item.value, "note": item.note}
-    if after == before:
-        return item  # nothing to record: a double click, or the same value again
     item.revision += 1
     item.save()
     step_changed = _refresh_step_actuals(item.step, now)
@@ -450,12 +521,12 @@ def update_item(
         )
     else:
         action = f"{item.kind}.set" if item.value else f"{item.kind}.cleared"
+    deployment_id = item.deployment_id
     record_event(
-        deployment.pk,
+        deployment_id,
         actor=actor,
         action=action,
         obj=item,
-        actor_label=system or None,
         summary=f"{_verb(action)} “{item.text[:120]}”"
         + (f" = {item.value}" if item.value and item.kind != ItemKind.CHECK else ""),
         before=before,
@@ -463,8 +534,8 @@ def update_item(
     )
     from approvals.services import refresh_gates
 
-    refresh_gates(deployment.pk)  # votes cast against the old checklist become stale
-    live.publish_on_commit(deployment.pk, lambda: board.render_item_push(item.pk, step_changed=step_changed))
+    refresh_gates(deployment_id)  # votes cast against the old checklist become stale
+    live.publish_on_commit(deployment_id, lambda: board.render_item_push(item.pk, step_changed=step_changed))
     return item
 
 

@@ -17,7 +17,7 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from checklists.models import RunbookVersion
 from deployments import board as board_module
@@ -225,12 +225,24 @@ def item_update(request, pk, item_pk):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def change_state(request, pk):
+    """POST moves the deployment. GET is the lead's "complete" form: what is still open now,
+    and, if anything is, the override's reason box and confirmation."""
     deployment = get_visible_deployment_or_404(request.user, pk)
+    if request.method == "GET":
+        if not access_for(request.user, deployment).is_lead:
+            return toast_response("Only the deployment lead may change the deployment's state.", 403)
+        context = {"d": deployment, "open_work": services.open_work(deployment)}
+        return render(request, "deployments/warroom.html#complete-form", context)
     reason = request.POST.get("reason") or request.headers.get("HX-Prompt", "")
     new_state = request.POST.get("state", "")
-    return service_response(lambda: services.change_state(deployment.pk, request.user, new_state, reason=reason))
+    override_reason = request.POST.get("override_reason", "")
+    if override_reason.strip() and request.POST.get("confirm_override") != "1":
+        return toast_response("Confirm the override: tick “Complete with this work open”.", 400)
+    return service_response(
+        lambda: services.change_state(deployment.pk, request.user, new_state, reason=reason, override_reason=override_reason)
+    )
 
 
 @login_required

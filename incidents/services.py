@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from comms.models import Channel, MessageKind, MessageTemplate, TemplateKind
 from comms.rendering import TemplateProblem, render_message
-from deployments import live
+from deployments import actors, live
 from deployments.events import record_event
 from deployments.models import Deployment, DeploymentRole, EmergencyContact
 from deployments.permissions import Access, PermissionDenied, access_for
@@ -243,8 +243,7 @@ def _open_rollback_gate(incident: Incident, actor) -> None:
     # Whoever raised the SEV1, Warroom opens the vote itself, and the log says so.
     gate = add_gate(
         deployment,
-        None,
-        system=f"Incident INC-{incident.number} ({incident.severity_label})",
+        actors.incident(f"Incident INC-{incident.number} ({incident.severity_label})"),
         title=title,
         voter_role_ids=[r.pk for r in roles],
         rule=GateRule.DECIDER if decider else GateRule.UNANIMOUS,

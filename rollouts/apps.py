@@ -5,8 +5,14 @@ class RolloutsConfig(AppConfig):
     name = "rollouts"
 
     def ready(self):
+        from approvals.hooks import on_gate_decided
+        from deployments import hooks
         from reports.sections import provide
+        from rollouts import controller
         from rollouts.report_section import rollout_section, task_runs_section
 
         provide("task_runs", task_runs_section)
         provide("rollouts", rollout_section)
+        on_gate_decided(controller.take_traffic_back_on_no_go)
+        hooks.report_open_work(controller.open_rollout)
+        hooks.on_finished(controller.settle_rollout)

@@ -14,11 +14,11 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import live
+from deployments import actors, live
 from deployments.events import record_event
 from deployments.models import Deployment, DeploymentState, Phase
-from deployments.permissions import PermissionDenied, access_for
-from deployments.services import InvalidChange
+from deployments.permissions import TAKE_TRAFFIC_BACK, PermissionDenied, access_for, require_system
+from deployments.services import InvalidChange, require_unfinished, transition_state
 from rollouts import metrics, traffic
 from rollouts.models import (
     MetricGate,
@@ -33,6 +33,8 @@ from rollouts.models import (
 )
 
 ACTIVE = {RolloutState.RUNNING, RolloutState.WAITING}
+# Traffic may be on the new version: a NO-GO or a rollback takes it back.
+LIVE = {*ACTIVE, RolloutState.PAUSED}
 
 
 def _push(deployment_id: int) -> None:
@@ -111,6 +113,7 @@ def validate_plan(spec: dict) -> list[str]:
 @transaction.atomic
 def define_plan(deployment: Deployment, spec: dict, *, step=None, actor=None) -> RolloutPlan:
     """Create or replace the deployment's plan (not while it runs)."""
+    require_unfinished(deployment, "its rollout plan no longer changes")
     problems = validate_plan(spec)
     if problems:
         raise InvalidChange("The rollout plan cannot be saved: " + "; ".join(problems) + ".")
@@ -169,7 +172,9 @@ def setup_from_runbook(deployment: Deployment) -> None:
 # --- people ------------------------------------------------------------------------------------
 
 
-def _operator(plan: RolloutPlan, actor, what: str):
+def _operator(plan: RolloutPlan, actor, what: str, *, when_finished: bool = False):
+    """``when_finished``: the action stays possible on a finished deployment (only an abort:
+    taking traffic back is always allowed)."""
     access = access_for(actor, plan.deployment)
     if not access.can_view:
         raise RolloutPlan.DoesNotExist
@@ -178,6 +183,8 @@ def _operator(plan: RolloutPlan, actor, what: str):
         raise PermissionDenied(
             f"Only the lead{' or the ' + plan.step.role.name if plan.step and plan.step.role else ''} may {what}."
         )
+    if not when_finished:
+        require_unfinished(plan.deployment, f"nobody may {what} any more")
 
 
 def _locked(plan_id: int) -> RolloutPlan:
@@ -262,7 +269,7 @@ def promote_rollout(plan_id: int, actor, *, reason: str) -> RolloutPlan:
 @transaction.atomic
 def abort_rollout(plan_id: int, actor, *, reason: str) -> RolloutPlan:
     plan = _locked(plan_id)
-    _operator(plan, actor, "abort the rollout")
+    _operator(plan, actor, "abort the rollout", when_finished=True)
     if plan.state in (RolloutState.ABORTED, RolloutState.COMPLETED, RolloutState.DRAFT):
         raise InvalidChange(f"The rollout is {plan.get_state_display().lower()}.")
     if not reason.strip():
@@ -362,11 +369,60 @@ def _abort(plan: RolloutPlan, reason: str, *, actor=None) -> None:
     )
     deployment = Deployment.objects.get(pk=plan.deployment_id)
     if deployment.state == DeploymentState.IN_PROGRESS:
-        from deployments.services import transition_state
-
         transition_state(
-            deployment.pk, DeploymentState.PAUSED, actor=None, reason=f"Rollout aborted: {reason}", system="Rollout controller"
+            deployment.pk, DeploymentState.PAUSED, actor=actors.ROLLOUT_CONTROLLER, reason=f"Rollout aborted: {reason}"
         )
+    _push(plan.deployment_id)
+
+
+# --- what other apps' decisions do to the rollout (registered in RolloutsConfig.ready) -----------
+
+
+def guards_rollout(gate, plan: RolloutPlan) -> bool:
+    """A gate guards the rollout when its runbook line is in the rollout's step, or in a
+    later step of the same phase (e.g. "Canary healthy? ☐ GO ☐ NO-GO" after the canary)."""
+    if gate.item_id is None or plan.step_id is None:
+        return False
+    step, rollout_step = gate.item.step, plan.step
+    return step.phase_id == rollout_step.phase_id and (step.position, step.pk) >= (rollout_step.position, rollout_step.pk)
+
+
+def take_traffic_back_on_no_go(gate, decision: str) -> None:
+    """approvals' on_gate_decided receiver: a NO-GO at a gate that guards the rollout aborts it,
+    so the traffic goes back to the stable version (the NO-GO has already paused the deployment)."""
+    if decision != "no_go":
+        return
+    plan = (
+        RolloutPlan.objects.select_for_update(of=("self",))
+        .select_related("step")
+        .filter(deployment_id=gate.deployment_id, state__in=LIVE)
+        .first()
+    )
+    if plan is None or not guards_rollout(gate, plan):
+        return
+    require_system(actors.GATE_DECISION, TAKE_TRAFFIC_BACK)
+    _abort(plan, f"NO-GO at “{gate.title}”: {gate.decision_summary}", actor=actors.GATE_DECISION)
+
+
+def open_rollout(deployment: Deployment) -> list[str]:
+    """deployments' open work: a rollout still moving traffic."""
+    plan = RolloutPlan.objects.filter(deployment=deployment, state__in=LIVE).first()
+    return [f"rollout {plan.get_state_display().lower()} at {plan.applied_weight} %"] if plan else []
+
+
+def settle_rollout(deployment: Deployment, why: str) -> None:
+    """deployments' on_finished receiver: a rolled-back or aborted deployment takes its
+    traffic back; a completed one (with an override) stops where it is, paused."""
+    plan = RolloutPlan.objects.select_for_update(of=("self",)).filter(deployment=deployment, state__in=LIVE).first()
+    if plan is None:
+        return
+    require_system(actors.WARROOM, TAKE_TRAFFIC_BACK)
+    if deployment.state in (DeploymentState.ROLLED_BACK, DeploymentState.ABORTED):
+        _abort(plan, f"Rollout aborted: {why}", actor=actors.WARROOM)
+        return
+    plan.state, plan.reason = RolloutState.PAUSED, f"Stopped at {plan.applied_weight} %: {why}"
+    plan.save(update_fields=["state", "reason"])
+    record_event(plan.deployment_id, actor=actors.WARROOM, action="rollout.paused", obj=plan, summary=plan.reason)
     _push(plan.deployment_id)
 
 

@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from checklists.models import ItemKind, StepAction
-from deployments import live
+from deployments import actors, live
 from deployments import services as deployment_services
 from deployments.events import record_event
 from deployments.models import Item, Step
@@ -268,11 +268,15 @@ def _tick_proven_items(run: TaskRun) -> None:
     if run.action == StepAction.BACKUP and not run.result.get("restore_check", {}).get("ok"):
         patterns = patterns[:1]  # integrity is only proven by a test restore
     evidence = f"Run #{run.pk}: " + ", ".join(f"{k}={v}" for k, v in _public_result(run.result).items())
+    actor = actors.task_run(run.pk, run.step_id)
     for item in Item.objects.filter(step_id=run.step_id, kind=ItemKind.CHECK, is_group=False, checked=False):
         if any(re.search(p, item.text, re.I) for p in patterns):
-            deployment_services.update_item(
-                item.pk, None, revision=None, checked=True, note=evidence[:2000], system=f"Task run #{run.pk}"
-            )
+            try:
+                deployment_services.update_item(item.pk, actor, revision=None, checked=True, note=evidence[:2000])
+            except (deployment_services.DeploymentFinished, PermissionDenied):
+                # Finished meanwhile, or a line that follows its own record: the run's result
+                # and event stand, the checklist stays as the people left it.
+                continue
 
 
 def reap_lost_runs(now=None) -> int:

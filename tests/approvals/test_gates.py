@@ -173,7 +173,7 @@ def test_lead_closes_early_as_override_and_no_go_pauses(crew, gate):
 def test_people_cannot_set_a_gate_line_directly(crew, gate):
     deployment, people = crew
     item = gate.item
-    with pytest.raises(deployment_services.InvalidChange, match="voting panel"):
+    with pytest.raises(PermissionDenied, match="voting panel"):
         deployment_services.update_item(item.pk, people["lead"], revision=item.revision, value="GO")
 
 
@@ -208,7 +208,7 @@ def test_approval_ticks_its_runbook_line_and_people_cannot_tick_it_directly(crew
     approval = RequiredApproval.objects.create(
         deployment=deployment, label="QA sign-off", item=line, role_id=role(deployment, "QA Lead")
     )
-    with pytest.raises(deployment_services.InvalidChange, match="approvals panel"):
+    with pytest.raises(PermissionDenied, match="approvals panel"):
         deployment_services.update_item(line.pk, people["qa"], revision=line.revision, checked=True)
     services.give_approval(approval.pk, people["qa"], statement="All suites green")
     line.refresh_from_db()

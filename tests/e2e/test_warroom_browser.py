@@ -3,7 +3,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from deployments.models import Item
+from deployments import services as deployment_services
+from deployments.models import DeploymentState, Event, Item
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,3 +60,24 @@ def test_lead_moves_t0_and_every_screen_follows(crew, login):
     # 03:30 in Berlin in January is 02:30 UTC.
     expect(qa.locator("#t-clock")).to_have_attribute("data-t0", "2030-01-05T02:30:00+00:00")
     expect(qa.locator("#wr-events")).to_contain_text("Change freeze overran")
+
+
+def test_lead_completes_with_open_work_only_through_the_override(crew, login):
+    deployment, people = crew
+    for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
+        deployment_services.change_state(deployment.pk, people["lead"], state)
+    lead = login("lead")
+    open_warroom(lead, deployment)
+    lead.locator(".complete-override summary").click()
+    form = lead.locator(".complete-override-form")
+    # make_version: 8 lines besides the gate line, none done, and the gate "Sign-off: Decision" open.
+    expect(form).to_contain_text("8 of 8 checklist lines not done")
+    expect(form).to_contain_text("gate open: “Sign-off: Decision”")
+    form.get_by_label("Why complete anyway?").fill("verified in the vendor console")
+    form.get_by_label("Complete with this work open").check()
+    form.get_by_role("button", name="Complete anyway").click()
+    expect(lead.locator("#deployment-state")).to_have_text("Completed", timeout=5000)
+    deployment.refresh_from_db()
+    assert deployment.state == DeploymentState.COMPLETED
+    event = Event.objects.filter(deployment=deployment, action="deployment.state").latest("seq")
+    assert event.after["override"]["reason"] == "verified in the vendor console"

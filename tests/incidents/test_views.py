@@ -97,8 +97,9 @@ def test_the_warroom_shows_incidents_to_everyone_and_forms_to_role_holders(crew)
 
 
 def finish(deployment, lead):
-    for state in ("scheduled", "in_progress", "completed"):
+    for state in ("scheduled", "in_progress"):
         deployment_services.change_state(deployment.pk, lead, state)
+    deployment_services.change_state(deployment.pk, lead, "completed", override_reason="nothing was ticked in this test")
 
 
 REVIEW_EDIT = {"lead": 302, "po": 302, "qa": 302, "devops": 302, "dba": 302, "observer": 403, "outsider": 404}

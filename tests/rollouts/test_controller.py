@@ -10,8 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
+from approvals import services as approvals
+from approvals.models import Decision, Gate, GateRule
 from deployments import services as deployment_services
-from deployments.models import DeploymentState, Event
+from deployments.models import DeploymentRole, DeploymentState, Event, Step
 from deployments.permissions import PermissionDenied
 from deployments.services import InvalidChange
 from rollouts import controller
@@ -250,3 +252,56 @@ def test_bad_plans_are_refused_when_saved(crew, world, change, message):
         controller.define_plan(deployment, plan_spec(world, **change))
     assert message in str(caught.value)
     assert not RolloutPlan.objects.filter(deployment=deployment).exists()
+
+
+# --- a human NO-GO at a gate that guards the rollout takes the traffic back ------------------------
+
+
+@pytest.fixture
+def guarded(crew, world):
+    """A rollout on Step 2, at 5 %; the runbook's gate ("Sign-off: Decision", after Step 2 in the
+    same phase) guards it, and the QA Lead decides it."""
+    deployment, people = crew
+    gate = Gate.objects.get(deployment=deployment)
+    qa = DeploymentRole.objects.get(deployment=deployment, name="QA Lead")
+    approvals.configure_gate(gate.pk, people["lead"], voter_role_ids=[qa.pk], rule=GateRule.UNANIMOUS)
+    for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
+        deployment_services.change_state(deployment.pk, people["lead"], state)
+    step = Step.objects.get(deployment=deployment, title="Step 2")
+    plan = controller.define_plan(deployment, plan_spec(world), step=step, actor=people["lead"])
+    controller.start_rollout(plan.pk, people["lead"])
+    assert Clock().tick(plan) == "weight-applied" and world.weights == [5]
+    return plan, gate, people
+
+
+def test_no_go_on_a_gate_guarding_the_rollout_moves_traffic_back(guarded, world):
+    plan, gate, people = guarded
+    approvals.cast_vote(gate.pk, people["qa"], Decision.NO_GO, reason="canary shows 5xx on checkout")
+    plan.refresh_from_db()
+    assert world.weights == [5, 0] and world.bad_signatures == 0
+    assert plan.state == RolloutState.ABORTED and plan.applied_weight == 0
+    assert "NO-GO at “Sign-off: Decision”" in plan.reason and "canary shows 5xx on checkout" in plan.reason
+    aborted = Event.objects.get(deployment=plan.deployment, action="rollout.aborted")
+    assert aborted.actor_label == "Gate decision"
+    plan.deployment.refresh_from_db()
+    assert plan.deployment.state == DeploymentState.PAUSED
+
+
+def test_no_go_on_a_gate_that_does_not_guard_the_rollout_leaves_traffic_alone(guarded, world):
+    plan, _, people = guarded
+    qa = DeploymentRole.objects.get(deployment=plan.deployment, name="QA Lead")
+    other = approvals.add_gate(plan.deployment, people["lead"], title="Marketing ready?", voter_role_ids=[qa.pk])
+    approvals.cast_vote(other.pk, people["qa"], Decision.NO_GO, reason="press release late")
+    plan.refresh_from_db()
+    assert world.weights == [5] and plan.state == RolloutState.RUNNING and plan.applied_weight == 5
+
+
+def test_rolling_the_deployment_back_takes_the_traffic_back(guarded, world):
+    plan, _, people = guarded
+    deployment_services.change_state(plan.deployment_id, people["lead"], DeploymentState.ROLLED_BACK, reason="checkout errors")
+    plan.refresh_from_db()
+    assert world.weights == [5, 0] and plan.state == RolloutState.ABORTED and plan.applied_weight == 0
+    with pytest.raises(InvalidChange, match="finished"):
+        controller.resume_rollout(plan.pk, people["lead"], reason="try again")
+    with pytest.raises(InvalidChange, match="rollout plan no longer changes"):
+        controller.define_plan(plan.deployment, plan_spec(world), actor=people["lead"])

@@ -1,0 +1,72 @@
+"""Where the apps above ``deployments`` plug into its state changes.
+
+Like the report sections (``reports.sections.provide``), an app registers its part
+once, in its ``AppConfig.ready()``; ``deployments`` calls whatever is registered and
+imports nothing of theirs::
+
+    from deployments import hooks
+
+    hooks.claim_lines(SystemKind.APPROVALS, lambda item: RequiredApproval.objects.filter(item=item).exists())
+    hooks.report_open_work(lambda deployment: [f"gate “{g.title}” is open" for g in open_gates(deployment)])
+    hooks.guard_resume(lambda deployment: "a NO-GO paused it" if ... else None)
+    hooks.on_finished(close_open_gates)
+
+Every hook runs inside the caller's transaction: one that raises refuses the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from deployments.actors import SystemKind
+
+# Lines another app keeps in step with its own records: only that app's actor writes them.
+_line_owners: list[tuple[SystemKind, Callable]] = []
+# What is still open in a deployment (names, in words) that completing it would leave behind.
+_open_work: list[Callable] = []
+# Why resuming a paused deployment needs a reason (None: it does not).
+_resume_guards: list[Callable] = []
+# Called once when a deployment finishes: (deployment, reason in words).
+_finished: list[Callable] = []
+
+
+def _add(registry: list, entry) -> None:
+    if entry not in registry:  # ready() may run twice in tests; register once
+        registry.append(entry)
+
+
+def claim_lines(kind: SystemKind, predicate: Callable) -> None:
+    _add(_line_owners, (kind, predicate))
+
+
+def report_open_work(provider: Callable) -> None:
+    _add(_open_work, provider)
+
+
+def guard_resume(guard: Callable) -> None:
+    _add(_resume_guards, guard)
+
+
+def on_finished(receiver: Callable) -> None:
+    _add(_finished, receiver)
+
+
+def line_owner(item) -> SystemKind | None:
+    """Which internal actor keeps this checklist line; None for a plain line people work."""
+    for kind, predicate in _line_owners:
+        if predicate(item):
+            return kind
+    return None
+
+
+def open_work(deployment) -> list[str]:
+    return [entry for provider in _open_work for entry in provider(deployment)]
+
+
+def resume_needs_reason(deployment) -> str | None:
+    return next((why for guard in _resume_guards if (why := guard(deployment))), None)
+
+
+def deployment_finished(deployment, reason: str) -> None:
+    for receiver in _finished:
+        receiver(deployment, reason)
