@@ -11,15 +11,19 @@ heartbeat through the channel layer, so a screen can tell "live" from "silently 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
 import secrets
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 
 log = logging.getLogger(__name__)
 
@@ -110,20 +114,84 @@ def _group_send(group: str, message: dict) -> None:
 
 
 def publish_on_commit(deployment_id: int, render_fragments) -> None:
-    """Render and publish after the surrounding transaction commits, never before.
+    """Render and publish after the surrounding transaction commits, never before — and
+    off the request thread: the person who acted gets their answer as soon as the commit
+    is done, and a burst of changes (fifty people pressing GO) is rendered once per
+    part, not once per request.
 
-    ``render_fragments`` is called after commit, so it renders committed state.
-    A broadcast failure is logged, not raised: the change is already saved, and
-    clients recover through the sequence gap or their polling fallback.
+    ``render_fragments`` is called after commit, so it renders committed state. Calls
+    that render the same thing (the same function with the same captured values) in one
+    burst are rendered once. A broadcast failure is logged, not raised: the change is
+    already saved, and clients recover through the heartbeat, a gap or their polling.
+    """
+    transaction.on_commit(lambda: publisher.submit(deployment_id, render_fragments))
+
+
+def _render_key(render):
+    """Two renderers are the same if they are the same code over the same captured values."""
+    try:
+        cells = tuple(c.cell_contents for c in (render.__closure__ or ()))
+        key = (render.__code__, cells, render.__defaults__)
+        hash(key)
+    except (AttributeError, TypeError, ValueError):
+        return id(render)
+    return key
+
+
+class Publisher:
+    """One per process: a daemon thread that renders and publishes what commits asked for.
+
+    Pending renderers are kept per deployment, in order, without repeats; the thread takes
+    everything pending at once, renders each deployment's parts and sends them as one push
+    with one sequence number.
     """
 
-    def _send():
-        try:
-            publish(deployment_id, render_fragments())
-        except Exception:  # pragma: no cover - logged, state is safe in the database
-            log.exception("live push for deployment %s failed", deployment_id)
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pending: dict[int, dict] = {}
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = None
+        self._pid = None
 
-    transaction.on_commit(_send)
+    def submit(self, deployment_id: int, render) -> None:
+        with self._lock:
+            self._pending.setdefault(deployment_id, {}).setdefault(_render_key(render), render)
+            self._idle.clear()
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                # First use in this process (or after a fork): start the thread here.
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="live-publisher", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def flush(self, timeout: float = 10) -> bool:
+        """Wait until everything submitted so far is published (tests, commands before exit)."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            time.sleep(COALESCE_SECONDS)  # let the rest of a burst arrive
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            for deployment_id, renders in batch.items():
+                try:
+                    fragments = [fragment for render in renders.values() for fragment in render()]
+                    publish(deployment_id, fragments)
+                except Exception:  # logged; state is safe in the database
+                    log.exception("live push for deployment %s failed", deployment_id)
+            close_old_connections()
+            with self._lock:
+                if not self._pending:
+                    self._idle.set()
+
+
+COALESCE_SECONDS = 0.005
+publisher = Publisher()
+atexit.register(publisher.flush, 5)
 
 
 def revoke_on_commit(deployment_id: int, user_id: int) -> None:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 
+from deployments import live
 from tests.factories import make_deployment, make_user, staff_deployment
 from warroom import server
 
@@ -41,6 +42,7 @@ def crew(db):
     lead = make_user("lead")
     deployment = make_deployment(lead=lead)
     people = staff_deployment(deployment, lead)
+    live.publisher.flush()  # the set-up's own pushes are out before a test starts listening
     return deployment, people
 
 
