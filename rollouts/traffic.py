@@ -6,8 +6,6 @@ tick) does no harm.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import subprocess
@@ -16,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from rollouts.models import RouterKind
+from warroom.webhooks import signed_headers
 
 
 class RouterError(Exception):
@@ -69,12 +68,11 @@ def apply_weight(plan, weight: int, *, reason: str) -> str:
             sort_keys=True,
         ).encode()
         secret = os.environ.get(config.get("secret_env", ""), "")
-        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         request = urllib.request.Request(  # noqa: S310 (validated http(s) URL)
             config["url"],
             data=body,
             method="POST",
-            headers={"Content-Type": "application/json", "X-Warroom-Signature": f"sha256={signature}"},
+            headers={"Content-Type": "application/json", **signed_headers(secret, body)},
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (validated http(s) URL)
