@@ -337,4 +337,9 @@ CELERY_BEAT_SCHEDULE = {
     "mark-late-steps": {"task": "deployments.mark_late_steps", "schedule": env_int("WARROOM_LATE_CHECK_SECONDS", 30, minimum=5)},
     "send-due-messages": {"task": "comms.send_due", "schedule": WARROOM_COMMS_TICK_SECONDS},
     "escalate-incidents": {"task": "incidents.escalate_due", "schedule": WARROOM_ESCALATION_TICK_SECONDS},
+    # Signed checkpoints of every event chain that grew (deployments.checkpoints).
+    "checkpoint-chains": {
+        "task": "deployments.checkpoint_chains",
+        "schedule": env_int("WARROOM_CHECKPOINT_SECONDS", 300, minimum=5),
+    },
 }

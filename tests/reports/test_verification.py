@@ -16,11 +16,13 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.signers import SimpleSigner
 
 from deployments import services as deployment_services
+from deployments.models import ChainCheckpoint
 from reports import rendering, signing
 from reports.exports import export_report
 from reports.record import build_record
 from reports.signing import SigningIdentity, generate_self_signed
 from reports.verification import Verdict, verify_report
+from tests.deployments.test_checkpoints import rewrite_and_recompute
 
 
 @pytest.fixture
@@ -108,6 +110,22 @@ def test_a_second_update_after_a_title_change_is_named_too(report):
     result = verify_report(twice)
     assert result.verdict is Verdict.MODIFIED
     assert "“First edit”" in result.headline and "“First edit” → “Second edit”" in result.headline
+
+
+def test_each_signed_report_anchors_the_head_it_quotes(report):
+    deployment, _, pdf = report
+    deployment.refresh_from_db()
+    checkpoint = ChainCheckpoint.objects.get(deployment=deployment, reason="report")
+    assert (checkpoint.seq, checkpoint.head_hash) == (deployment.event_count, deployment.last_event_hash)
+    assert verify_report(pdf).verdict is Verdict.AUTHENTIC
+
+
+def test_a_rewritten_and_recomputed_chain_no_longer_matches_the_report(report):
+    deployment, _, pdf = report
+    rewrite_and_recompute(deployment.pk, 3, "nothing happened")
+    result = verify_report(pdf)
+    assert result.verdict is Verdict.NOT_MATCHING, result.as_text()
+    assert "fails verification" in result.headline and "rewritten after that checkpoint" in result.headline
 
 
 def test_event_after_export_is_not_matching_records(report):
