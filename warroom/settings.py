@@ -174,6 +174,9 @@ if not REDIS_URL.startswith(("redis://", "rediss://")):
     raise ImproperlyConfigured("REDIS_URL must be a redis:// or rediss:// URL")
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("WARROOM_DB_CONN_MAX_AGE", 0))}
+# The role web, worker and beat connect as (not a superuser, owns no table); `setup_db_roles`
+# grants it its rights. Migrations run as the tables' owner. See README ("Database roles").
+DATABASE_APP_ROLE = os.environ.get("WARROOM_DB_APP_ROLE", "warroom_app")
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("WARROOM_TEST_DATABASE", "test_warroom")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
