@@ -3,10 +3,13 @@
 Four questions, asked in order, each answered in words:
 
 1. Is the signature valid (cryptographically sound)?
-2. Is the document unchanged since it was signed?
+2. Is the document unchanged since it was signed? Warroom adds nothing after signing,
+   so any byte after the signed range counts: each incremental update is named by
+   what it changed (the document's Title, the catalog, other objects) and bytes glued
+   after the end are counted.
 3. Was it signed by this Warroom's certificate?
 4. Does the attached record's final event hash match this Warroom's event chain for
-   that deployment?
+   that deployment — a chain that itself still matches its signed checkpoints?
 
 and one verdict: authentic, modified, unknown signer, or not matching records. Files
 that cannot be judged (not a PDF, no signature, cut short) get their own verdict and
