@@ -12,7 +12,8 @@ RUN pip install --no-cache-dir -r requirements.lock
 COPY . .
 RUN DJANGO_SECRET_KEY=build-only DATABASE_URL=postgresql://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput
-RUN useradd --system --home /app warroom && mkdir -p /app/.run && chown warroom /app/.run
+# Volume mount points exist (owned by warroom) so new named volumes take that owner.
+RUN useradd --system --home /app warroom && mkdir -p /app/.run/media /app/.run/signing && chown -R warroom /app/.run
 USER warroom
 EXPOSE 8000
 ENV WARROOM_HOST=0.0.0.0 WARROOM_PORT=8000

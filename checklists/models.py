@@ -162,3 +162,35 @@ class TemplateTimelineEntry(models.Model):
 
     def __str__(self):
         return f"{self.label} {self.activity[:60]}"
+
+
+class RunbookEdit(models.Model):
+    """Who changed which runbook template, when, and how: one row per edit, never changed.
+
+    Written by checklists.services in the same transaction as the edit. PostgreSQL refuses
+    UPDATE and DELETE here (migration 0005) and the application's database role may only
+    read and add rows (``setup_db_roles``). Links are plain ids without a database
+    constraint, so the record outlives a runbook removed in the admin.
+    """
+
+    APPEND_ONLY = True  # setup_db_roles grants the application role SELECT and INSERT only
+
+    runbook = models.ForeignKey(Runbook, on_delete=models.DO_NOTHING, db_constraint=False, related_name="edits")
+    version = models.ForeignKey(RunbookVersion, on_delete=models.DO_NOTHING, db_constraint=False, related_name="edits")
+    version_number = models.PositiveIntegerField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, help_text="Who, as shown (kept if the user is renamed)")
+    action = models.CharField(max_length=40)
+    summary = models.CharField(max_length=500)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["runbook", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.actor_label}: {self.summary}"

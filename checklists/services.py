@@ -16,9 +16,11 @@ import re
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from checklists.models import (
     ItemKind,
+    RunbookEdit,
     RunbookVersion,
     TemplateItem,
     TemplatePhase,
@@ -84,6 +86,54 @@ def require_reader(user) -> None:
 def _require_editor(user) -> None:
     if not can_edit_runbooks(user):
         raise PermissionDenied("Only runbook editors may change runbook templates (staff, or the “change runbook” permission).")
+
+
+# --- the audit log ----------------------------------------------------------------------------
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _step_label(step: TemplateStep) -> str:
+    return _short(step.title)
+
+
+def _version_of(step: TemplateStep) -> int:
+    return TemplatePhase.objects.values_list("version_id", flat=True).get(pk=step.phase_id)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def _quoted(name: str | None) -> str:
+    return f"“{_short(name)}”" if name else "none"
+
+
+def _timing(step: TemplateStep) -> dict:
+    return {
+        "start": format_offset(step.offset_minutes),
+        "duration": format_duration(step.duration_min_minutes, step.duration_max_minutes),
+    }
+
+
+def _record_edit(user, version_id: int, action: str, summary: str, *, before=None, after=None) -> RunbookEdit:
+    """One line in the runbook's audit log, inside the edit's own transaction (both or neither)."""
+    runbook_id, number = RunbookVersion.objects.values_list("runbook_id", "number").get(pk=version_id)
+    return RunbookEdit.objects.create(
+        runbook_id=runbook_id,
+        version_id=version_id,
+        version_number=number,
+        actor=user,
+        actor_label=(user.get_full_name() or user.get_username())[:150],
+        action=action,
+        summary=summary[:500],
+        before=before,
+        after=after,
+        created_at=timezone.now(),
+    )
 
 
 # --- offsets and durations as people type them ---------------------------------------------
@@ -292,8 +342,17 @@ def rename_version(user, version_id: int, title: str) -> RunbookVersion:
     title = _title(title, what="runbook version", max_length=300)
     with transaction.atomic():
         version = _lock_version(version_id)
+        before = version.title
         version.title = title
         version.save(update_fields=["title"])
+        _record_edit(
+            user,
+            version.pk,
+            "version.rename",
+            f"Renamed the version “{_short(before)}” → “{_short(title)}”",
+            before={"title": before},
+            after={"title": title},
+        )
     return version
 
 
@@ -306,7 +365,9 @@ def add_phase(user, version_id: int, title: str) -> TemplatePhase:
     with transaction.atomic():
         version = _lock_version(version_id)
         last = version.phases.aggregate(n=Max("position"))["n"]
-        return TemplatePhase.objects.create(version=version, title=title, position=0 if last is None else last + 1)
+        phase = TemplatePhase.objects.create(version=version, title=title, position=0 if last is None else last + 1)
+        _record_edit(user, version.pk, "phase.add", f"Added phase “{_short(title)}”", after={"phase": title})
+        return phase
 
 
 def rename_phase(user, phase_id: int, title: str) -> TemplatePhase:
@@ -314,8 +375,17 @@ def rename_phase(user, phase_id: int, title: str) -> TemplatePhase:
     title = _title(title, what="phase", max_length=500)
     with transaction.atomic():
         phase = _locked_phase(phase_id)
+        before = phase.title
         phase.title = title
         phase.save(update_fields=["title"])
+        _record_edit(
+            user,
+            phase.version_id,
+            "phase.rename",
+            f"Renamed phase “{_short(before)}” → “{_short(title)}”",
+            before={"title": before},
+            after={"title": title},
+        )
     return phase
 
 
@@ -326,6 +396,7 @@ def move_phase(user, phase_id: int, direction: str) -> TemplatePhase:
         phase = _locked_phase(phase_id)
         phases = list(TemplatePhase.objects.select_for_update().filter(version_id=phase.version_id).order_by("position", "id"))
         _swap(TemplatePhase, phases, phase.pk, direction, what="phase", within="in this runbook")
+        _record_edit(user, phase.version_id, "phase.move", f"Moved phase “{_short(phase.title)}” {direction}")
     return phase
 
 
@@ -337,6 +408,15 @@ def remove_phase(user, phase_id: int) -> RunbookVersion:
         phases = list(TemplatePhase.objects.select_for_update().filter(version_id=phase.version_id).order_by("position", "id"))
         if len(phases) == 1:
             raise TemplateEditError("A runbook needs at least one phase: add another before removing this one.")
+        steps = phase.steps.count()
+        items = TemplateItem.objects.filter(step__phase=phase).count()
+        _record_edit(
+            user,
+            phase.version_id,
+            "phase.remove",
+            f"Removed phase “{_short(phase.title)}” with {_count(steps, 'step')} and {_count(items, 'item')}",
+            before={"phase": phase.title, "steps": steps, "items": items},
+        )
         phase.delete()
         _renumber(TemplatePhase, [p for p in phases if p.pk != phase_id])
     return RunbookVersion.objects.get(pk=phase.version_id)
@@ -351,7 +431,15 @@ def add_step(user, phase_id: int, title: str) -> TemplateStep:
     with transaction.atomic():
         phase = _locked_phase(phase_id)
         last = phase.steps.aggregate(n=Max("position"))["n"]
-        return TemplateStep.objects.create(phase=phase, title=title, position=0 if last is None else last + 1)
+        step = TemplateStep.objects.create(phase=phase, title=title, position=0 if last is None else last + 1)
+        _record_edit(
+            user,
+            phase.version_id,
+            "step.add",
+            f"Added step “{_short(title)}” to phase “{_short(phase.title)}”",
+            after={"step": title, "phase": phase.title},
+        )
+        return step
 
 
 def rename_step(user, step_id: int, title: str) -> TemplateStep:
@@ -359,8 +447,17 @@ def rename_step(user, step_id: int, title: str) -> TemplateStep:
     title = _title(title, what="step", max_length=500)
     with transaction.atomic():
         step = _locked_step(step_id)
+        before = step.title
         step.title = title
         step.save(update_fields=["title"])
+        _record_edit(
+            user,
+            _version_of(step),
+            "step.rename",
+            f"Renamed step “{_short(before)}” → “{_short(title)}”",
+            before={"title": before},
+            after={"title": title},
+        )
     return step
 
 
@@ -377,6 +474,7 @@ def move_step(user, step_id: int, direction: str) -> tuple[TemplateStep, bool]:
         index = next(i for i, row in enumerate(steps) if row.pk == step.pk)
         if 0 <= index + offset < len(steps):
             _swap(TemplateStep, steps, step.pk, direction, what="step", within="in this phase")
+            _record_edit(user, _version_of(step), "step.move", f"Moved step “{_step_label(step)}” {direction}")
             return step, False
         version_id = TemplatePhase.objects.values_list("version_id", flat=True).get(pk=step.phase_id)
         phases = list(TemplatePhase.objects.filter(version_id=version_id).order_by("position", "id"))
@@ -389,6 +487,15 @@ def move_step(user, step_id: int, direction: str) -> tuple[TemplateStep, bool]:
         step.phase = target
         step.save(update_fields=["phase"])
         _renumber(TemplateStep, [*target_steps, step] if offset < 0 else [step, *target_steps])
+        source = phases[phase_index]
+        _record_edit(
+            user,
+            version_id,
+            "step.move",
+            f"Moved step “{_step_label(step)}” {direction} from phase “{_short(source.title)}” into “{_short(target.title)}”",
+            before={"phase": source.title},
+            after={"phase": target.title},
+        )
         return step, True
 
 
@@ -399,6 +506,14 @@ def remove_step(user, step_id: int) -> TemplatePhase:
         step = _locked_step(step_id)
         phase = TemplatePhase.objects.get(pk=step.phase_id)
         steps = list(TemplateStep.objects.select_for_update().filter(phase=phase).order_by("position", "id"))
+        items = step.items.count()
+        _record_edit(
+            user,
+            phase.version_id,
+            "step.remove",
+            f"Removed step “{_step_label(step)}” with {_count(items, 'item')} from phase “{_short(phase.title)}”",
+            before={"step": step.title, "phase": phase.title, "items": items},
+        )
         step.delete()
         _renumber(TemplateStep, [row for row in steps if row.pk != step_id])
     return phase
@@ -425,8 +540,18 @@ def set_step_role(user, step_id: int, *, role_id: int | None = None, new_role: s
                 raise TemplateEditError("That role does not belong to this runbook version.")
         else:
             role = None
+        before = step.role.name if step.role_id else None
         step.role = role
         step.save(update_fields=["role"])
+        after = role.name if role else None
+        _record_edit(
+            user,
+            _version_of(step),
+            "step.role",
+            f"Step “{_step_label(step)}”: role {_quoted(before)} → {_quoted(after)}",
+            before={"role": before},
+            after={"role": after},
+        )
     return step
 
 
@@ -437,9 +562,20 @@ def set_step_timing(user, step_id: int, *, offset: str = "", duration: str = "")
     low, high = parse_duration(duration)
     with transaction.atomic():
         step = _locked_step(step_id)
+        before = _timing(step)
         step.offset_minutes = offset_minutes
         step.duration_min_minutes, step.duration_max_minutes = low, high
         step.save(update_fields=["offset_minutes", "duration_min_minutes", "duration_max_minutes"])
+        after = _timing(step)
+        _record_edit(
+            user,
+            _version_of(step),
+            "step.timing",
+            f"Step “{_step_label(step)}”: start {before['start'] or 'none'} → {after['start'] or 'none'}, "
+            f"duration {before['duration'] or 'none'} → {after['duration'] or 'none'}",
+            before=before,
+            after=after,
+        )
     return step
 
 
@@ -463,6 +599,14 @@ def set_step_gate(user, step_id: int, is_gate: bool) -> tuple[TemplateStep, Temp
         if step.is_gate != is_gate:
             step.is_gate = is_gate
             step.save(update_fields=["is_gate"])
+            _record_edit(
+                user,
+                _version_of(step),
+                "step.gate",
+                f"Step “{_step_label(step)}” {'marked as a go/no-go gate' if is_gate else 'is no longer a gate'}",
+                before={"is_gate": not is_gate},
+                after={"is_gate": is_gate},
+            )
     return step, added
 
 
@@ -500,6 +644,13 @@ def add_item(user, step_id: int, *, kind: str = ItemKind.CHECK, text: str, optio
         if kind == ItemKind.GATE and not step.is_gate:
             step.is_gate = True
             step.save(update_fields=["is_gate"])
+        _record_edit(
+            user,
+            _version_of(step),
+            "item.add",
+            f"Added {ItemKind(kind).label.lower()} “{_short(text)}” to step “{_step_label(step)}”",
+            after={"kind": kind, "text": text, "options": option_list},
+        )
     return item
 
 
@@ -541,6 +692,10 @@ def move_item(user, item_id: int, direction: str) -> TemplateItem:
                     row.position = slot
                     changed.append(row)
             TemplateItem.objects.bulk_update(changed, ["position"])
+        step = TemplateStep.objects.get(pk=item.step_id)
+        _record_edit(
+            user, _version_of(step), "item.move", f"Moved item “{_short(item.text)}” {direction} in step “{_step_label(step)}”"
+        )
     return item
 
 
@@ -550,5 +705,15 @@ def remove_item(user, item_id: int) -> TemplateStep:
     with transaction.atomic():
         item = _locked_item(item_id)
         step = TemplateStep.objects.get(pk=item.step_id)
+        nested = TemplateItem.objects.filter(step=step, parent=item).count()
+        _record_edit(
+            user,
+            _version_of(step),
+            "item.remove",
+            f"Removed item “{_short(item.text)}”"
+            + (f" and {nested} nested" if nested else "")
+            + f" from step “{_step_label(step)}”",
+            before={"kind": item.kind, "text": item.text, "options": item.options, "nested": nested},
+        )
         item.delete()
     return step

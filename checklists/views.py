@@ -63,6 +63,9 @@ def runbook_list(request):
     return render(request, "checklists/list.html", {"runbooks": runbooks, "can_edit": services.can_edit_runbooks(request.user)})
 
 
+EDITS_SHOWN = 100  # the newest edits of the runbook's templates, on its page
+
+
 @login_required
 @require_GET
 def runbook_detail(request, pk):
@@ -84,6 +87,7 @@ def runbook_detail(request, pk):
             "runbook": runbook,
             "versions": versions,
             "can_edit": services.can_edit_runbooks(request.user),
+            "edits": list(runbook.edits.all()[:EDITS_SHOWN]),
             "upload_form": RunbookUploadForm(initial={"runbook": runbook.pk}),
             "max_upload": max_upload_label(),
         },

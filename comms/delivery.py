@@ -10,8 +10,6 @@ redelivered or duplicated task finds nothing to do; transient failures come back
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import smtplib
@@ -28,6 +26,7 @@ from django.utils import timezone
 
 from comms.models import Delivery, DeliveryState, Transport
 from deployments.events import record_event
+from warroom.webhooks import signed_headers
 
 MAX_BACKOFF_SECONDS = 3600
 WEBHOOK_TIMEOUT_SECONDS = 10
@@ -168,10 +167,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def _send_webhook(delivery: Delivery) -> str:
     channel = delivery.channel
     if channel is None or not channel.url:
@@ -186,7 +181,7 @@ def _send_webhook(delivery: Delivery) -> str:
         secret = os.environ.get(channel.secret_env, "")
         if not secret:
             raise PermanentError(f"the environment variable {channel.secret_env} (this webhook's secret) is not set")
-        headers["X-Warroom-Signature"] = sign(secret, body)
+        headers.update(signed_headers(secret, body))
     request = urllib.request.Request(channel.url, data=body, method="POST", headers=headers)  # noqa: S310 (http(s) checked on save)
     try:
         with _opener.open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from deployments import checkpoints
 from deployments.actors import SystemActor
 from deployments.models import Deployment, Event
 
@@ -89,6 +90,7 @@ class ChainReport:
     last_hash: str
     broken_at: int | None = None
     problem: str = ""
+    notes: list[str] = field(default_factory=list)  # what could not be checked, and why
 
     @property
     def ok(self):
@@ -96,10 +98,16 @@ class ChainReport:
 
 
 def verify_chain(deployment_id: int) -> ChainReport:
-    """Recompute every hash in order; name the first event whose link does not hold."""
+    """Recompute every hash in order; name the first event whose link does not hold.
+
+    Then compare the chain with its signed checkpoints (deployments.checkpoints): a chain
+    rewritten and recomputed end to end holds together, but no longer matches them.
+    """
     prev = ""
     expected_seq = 1
     count = 0
+    anchored = checkpoints.checkpointed_seqs(deployment_id)
+    hashes: dict[int, str] = {}
     for event in Event.objects.filter(deployment_id=deployment_id).order_by("seq").iterator(chunk_size=2000):
         count += 1
         if event.seq != expected_seq:
@@ -123,6 +131,8 @@ def verify_chain(deployment_id: int) -> ChainReport:
         if recomputed != event.hash:
             return ChainReport(count, prev, event.seq, f"event #{event.seq} was changed after it was written")
         prev = event.hash
+        if event.seq in anchored:
+            hashes[event.seq] = event.hash
         expected_seq += 1
     head = Deployment.objects.filter(pk=deployment_id).values_list("event_count", "last_event_hash").first()
     if head and (head[0] != count or head[1] != prev):
@@ -132,4 +142,9 @@ def verify_chain(deployment_id: int) -> ChainReport:
             count + 1 if head[0] > count else count,
             f"the deployment records {head[0]} events ending in {head[1][:12]}…, the log has {count}",
         )
-    return ChainReport(count, prev)
+    if not anchored:
+        return ChainReport(count, prev)
+    mismatch, notes = checkpoints.check_against_checkpoints(deployment_id, hashes, count)
+    if mismatch is not None:
+        return ChainReport(count, prev, mismatch.checkpoint.seq, mismatch.problem, notes)
+    return ChainReport(count, prev, notes=notes)

@@ -237,10 +237,13 @@ class CodeBlock(models.Model):
 class Event(models.Model):
     """Append-only, hash-chained log of everything that happened in a deployment.
 
-    PostgreSQL refuses UPDATE and DELETE on this table (see migration 0002), and each
-    event stores the hash of the one before it, so `verify_events` can name the
-    first link that does not hold.
+    PostgreSQL refuses UPDATE and DELETE on this table (see migration 0002); each event stores
+    the hash of the one before it, so `verify_events` can name the first link that does
+    not hold, and signed checkpoints (ChainCheckpoint) catch a chain rewritten and
+    recomputed end to end.
     """
+
+    APPEND_ONLY = True  # setup_db_roles grants the application role SELECT and INSERT only
 
     deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="events")
     seq = models.PositiveIntegerField()
@@ -262,3 +265,37 @@ class Event(models.Model):
 
     def __str__(self):
         return f"#{self.seq} {self.action}"
+
+
+class CheckpointReason(models.TextChoices):
+    PERIODIC = "periodic", "Periodic (beat)"
+    REPORT = "report", "Signed report"
+
+
+class ChainCheckpoint(models.Model):
+    """A signed statement "at this time, deployment D's chain ended in event #N with hash H".
+
+    Kept outside the rows it guards: whoever rewrites the events and recomputes every
+    hash cannot re-sign the checkpoints without Warroom's signing key, so
+    ``verify_chain`` names the first checkpoint the log no longer matches. Append-only
+    like the event log (migration 0004, ``setup_db_roles``).
+    """
+
+    APPEND_ONLY = True
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="checkpoints")
+    # A plain id, not a foreign key: the checkpoint must outlive whatever is done to the events.
+    head_event_id = models.BigIntegerField(help_text="Row id of the head event when taken")
+    seq = models.PositiveIntegerField(help_text="Events in the chain when taken (the head event's seq)")
+    head_hash = models.CharField(max_length=64)
+    reason = models.CharField(max_length=10, choices=CheckpointReason.choices)
+    taken_at = models.DateTimeField()
+    signer = models.CharField(max_length=120, help_text="Which key signed: the report key's fingerprint, or the secret-key HMAC")
+    signature = models.TextField(help_text="Base64 signature over the canonical statement")
+
+    class Meta:
+        ordering = ["deployment", "seq", "id"]
+        indexes = [models.Index(fields=["deployment", "seq"])]
+
+    def __str__(self):
+        return f"checkpoint #{self.pk} of {self.deployment_id} at event #{self.seq}"

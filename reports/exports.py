@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.text import slugify
 
+from deployments.checkpoints import take_checkpoint
+from deployments.models import CheckpointReason
 from reports import rendering, signing
 from reports.record import build_record
 
@@ -48,4 +50,8 @@ def export_report(deployment_id: int, fmt: str, *, paper: str | None = None, pro
         pdf = rendering.render_pdf(record, paper=paper or settings.REPORT_PAPER, progress=report)
         report(85, "Signing")
         content, pages = signing.sign_pdf(pdf.content), pdf.pages
+        chain = record["chain"]
+        if chain["intact"] and chain["count"]:
+            # The head this report quotes, signed and kept apart from the events it guards.
+            take_checkpoint(deployment_id, reason=CheckpointReason.REPORT, seq=chain["count"], head_hash=chain["final_hash"])
     return Export(content, report_filename(record, fmt), FORMATS[fmt], record, pages)

@@ -234,3 +234,39 @@ def sign_pdf(data: bytes, identity: SigningIdentity | None = None) -> bytes:
     # This thread already runs a loop, where asyncio.run refuses to start: use a helper thread.
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, sign_pdf_async(data, identity)).result()
+
+
+# --- checkpoints of the event chain ------------------------------------------------------
+
+
+def checkpoint_key():
+    """The report-signing key as deployments.checkpoints uses it: sign and verify short statements."""
+    identity = signing_identity()
+    return _checkpoint_key(identity.fingerprint, identity.signer.signing_key.dump(), identity.certificate.dump())
+
+
+@lru_cache(maxsize=4)
+def _checkpoint_key(fingerprint: str, private_der: bytes, certificate_der: bytes):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    from deployments.checkpoints import CheckpointKey
+
+    private = serialization.load_der_private_key(private_der, password=None)
+    public = x509.load_der_x509_certificate(certificate_der).public_key()
+    if isinstance(private, rsa.RSAPrivateKey):
+        args = (padding.PKCS1v15(), hashes.SHA256())
+    elif isinstance(private, ec.EllipticCurvePrivateKey):
+        args = (ec.ECDSA(hashes.SHA256()),)
+    else:  # Ed25519 / Ed448 sign the message itself
+        args = ()
+
+    def verify(data: bytes, signature: bytes) -> bool:
+        try:
+            public.verify(signature, data, *args)
+        except Exception:
+            return False
+        return True
+
+    return CheckpointKey(f"report signing key SHA-256 {fingerprint}", lambda data: private.sign(data, *args), verify)

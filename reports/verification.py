@@ -3,10 +3,13 @@
 Four questions, asked in order, each answered in words:
 
 1. Is the signature valid (cryptographically sound)?
-2. Is the document unchanged since it was signed?
+2. Is the document unchanged since it was signed? Warroom adds nothing after signing,
+   so any byte after the signed range counts: each incremental update is named by
+   what it changed (the document's Title, the catalog, other objects) and bytes glued
+   after the end are counted.
 3. Was it signed by this Warroom's certificate?
 4. Does the attached record's final event hash match this Warroom's event chain for
-   that deployment?
+   that deployment — a chain that itself still matches its signed checkpoints?
 
 and one verdict: authentic, modified, unknown signer, or not matching records. Files
 that cannot be judged (not a PDF, no signature, cut short) get their own verdict and
@@ -19,6 +22,7 @@ import enum
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from io import BytesIO
@@ -108,7 +112,10 @@ def _verify(data: bytes, viewer, facts: list) -> Verification:
         return Verification(Verdict.NOT_A_PDF, "The file is empty.", _checks(), facts)
     if b"%PDF-" not in data[:1024]:
         return Verification(Verdict.NOT_A_PDF, "This file is not a PDF, so it cannot be a Warroom report.", _checks(), facts)
-    if b"%%EOF" not in data[-1024:]:
+    # Bytes glued after a signed PDF's end (not a PDF update at all) hide its %%EOF: judge the
+    # signed part, and say what follows it, rather than calling it an incomplete download.
+    document = data if b"%%EOF" in data[-1024:] else _signed_part(data)
+    if document is None:
         return Verification(
             Verdict.DAMAGED,
             "The file stops before the end of the PDF: it looks like an incomplete download. Download the report again.",
@@ -119,7 +126,7 @@ def _verify(data: bytes, viewer, facts: list) -> Verification:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     try:
-        reader = PdfFileReader(BytesIO(data), strict=False)
+        reader = PdfFileReader(BytesIO(document), strict=False)
         signatures = list(reader.embedded_signatures)
     except Exception as exc:
         return Verification(Verdict.DAMAGED, f"The PDF is damaged and cannot be read ({exc}).", _checks(), facts)
@@ -164,8 +171,9 @@ def _verify(data: bytes, viewer, facts: list) -> Verification:
             _checks((True, "sound signature"), (False, "the signed bytes were changed")),
             facts,
         )
-    unchanged, change = _unchanged_after_signing(status)
-    if not unchanged:
+    changes = _changes_after_signing(reader, signature, status, len(data))
+    if changes:
+        change = "; ".join(changes)
         return Verification(
             Verdict.MODIFIED,
             f"The document was changed after it was signed: {change}.",
@@ -215,18 +223,106 @@ def _validate(signature, certificate):
     return validate_pdf_signature(signature, signer_validation_context=context)
 
 
-def _unchanged_after_signing(status) -> tuple[bool, str]:
-    from pyhanko.sign.diff_analysis import ModificationLevel
+_BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+
+
+def _signed_part(data: bytes) -> bytes | None:
+    """The bytes a signature covers, when the file goes on after them; None when it does not.
+
+    A file cut short (its signed range runs past its end) or with no signature at all
+    gives None: that is an incomplete download, not an addition.
+    """
+    ends = [int(m[3]) + int(m[4]) for m in _BYTE_RANGE.finditer(data)]
+    ends = [end for end in ends if end < len(data) and b"%%EOF" in data[max(0, end - 1024) : end]]
+    return data[: max(ends)] if ends else None
+
+
+# The document information a reader shows in its title bar and properties dialog.
+_INFO_NAMES = {
+    "/Title": "Title",
+    "/Author": "Author",
+    "/Subject": "Subject",
+    "/Keywords": "Keywords",
+    "/Creator": "Creator",
+    "/Producer": "Producer",
+    "/CreationDate": "creation date",
+    "/ModDate": "modification date",
+}
+
+
+def _changes_after_signing(reader, signature, status, file_size: int) -> list[str]:
+    """Everything in the file that the signature does not cover, in words; empty if nothing.
+
+    A Warroom report is signed last and nothing is ever added to it (no later
+    signatures, no validation data), so any byte after the signed range is a change:
+    each incremental update is described by what it changed, and the bytes are counted.
+    """
     from pyhanko.sign.validation.status import SignatureCoverageLevel
 
-    if status.coverage == SignatureCoverageLevel.ENTIRE_FILE:
-        return True, ""
-    if status.coverage == SignatureCoverageLevel.ENTIRE_REVISION and status.modification_level in (
-        ModificationLevel.NONE,
-        ModificationLevel.LTA_UPDATES,
-    ):
-        return True, ""  # validation data or an archive timestamp added later: allowed by PAdES
-    return False, "content was added to the file after the signature (an incremental update)"
+    _, _, start2, length2 = (int(n) for n in signature.byte_range)
+    signed_end = start2 + length2
+    changes = []
+    for revision in range(signature.signed_revision + 1, reader.total_revisions):
+        changes += _describe_update(reader, revision)
+    trailing = file_size - signed_end
+    if trailing > 0:
+        changes.append(f"{trailing:,} byte{'s' if trailing != 1 else ''} after the signed end")
+    if trailing < 0 or status.coverage is None or status.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
+        changes.append("the signature does not cover the whole document it belongs to")
+    return changes
+
+
+def _text(value) -> str:
+    try:
+        value = value.get_object()
+    except AttributeError:
+        pass
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def _reference(trailer):
+    """The reference of the trailer's /Info dictionary (None when it has none or holds it directly)."""
+    raw = trailer.raw_get("/Info") if "/Info" in trailer else None
+    return getattr(raw, "reference", None)
+
+
+def _describe_update(reader, revision: int) -> list[str]:
+    """What one incremental update changed: the document information, the catalog, other objects."""
+    before, after = reader.get_historical_resolver(revision - 1), reader.get_historical_resolver(revision)
+    said = []
+
+    def info(resolver) -> dict:
+        ref = _reference(resolver.trailer_view)  # read in that revision, not as the file ends
+        raw = resolver.get_object(ref) if ref is not None else resolver.trailer_view.get("/Info")
+        return dict(raw) if raw is not None else {}
+
+    old_info, new_info = info(before), info(after)
+    for key in sorted(set(old_info) | set(new_info)):
+        old, new = old_info.get(key), new_info.get(key)
+        if old is None or new is None or _text(old) != _text(new):
+            name = _INFO_NAMES.get(key, key)
+            if old is None:
+                said.append(f"an update after signing added the document's {name} (“{_text(new)}”)")
+            elif new is None:
+                said.append(f"an update after signing removed the document's {name}")
+            else:
+                said.append(f"an update after signing changed the document's {name} (“{_text(old)}” → “{_text(new)}”)")
+    old_root, new_root = before.root, after.root
+    changed_keys = sorted(
+        key
+        for key in set(old_root) | set(new_root)
+        if key not in old_root or key not in new_root or old_root.raw_get(key) != new_root.raw_get(key)
+    )
+    if changed_keys:
+        said.append(f"an update after signing changed the document catalog ({', '.join(changed_keys)})")
+    described = {after.root_ref} | {_reference(resolver.trailer_view) for resolver in (before, after)}
+    others = [ref for ref in after.explicit_refs_in_revision() if ref not in described]
+    if others:
+        said.append(
+            f"an update after signing rewrote {len(others)} other object{'s' if len(others) != 1 else ''} of the document"
+        )
+    return said or ["an update after signing was added (it changes nothing visible)"]
 
 
 def _attached_record(reader) -> dict | None:

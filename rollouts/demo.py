@@ -7,8 +7,6 @@ rate into the red to watch the automatic abort.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import random
@@ -21,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from deployments import live
 from deployments.views import toast_response
 from rollouts.models import DEMO_ROUTER, DEMO_SOURCE
+from warroom.webhooks import BadSignature, verify_signature
 
 SECRET_ENV = "WARROOM_DEMO_ROUTER_SECRET"  # noqa: S105 (the variable's name, not a secret)
 _ERROR_KEY = "warroom:demo:error_rate"
@@ -56,10 +55,10 @@ def set_health(request):
 def router(request):
     if request.method == "GET":
         return JsonResponse(json.loads(live.redis_client().get(_WEIGHTS_KEY) or '{"new": 0, "stable": 100}'))
-    secret = os.environ.get(SECRET_ENV, "").encode()
-    expected = "sha256=" + hmac.new(secret, request.body, hashlib.sha256).hexdigest()
-    if not secret or not hmac.compare_digest(expected, request.headers.get("X-Warroom-Signature", "")):
-        return HttpResponse("bad signature", status=403)
+    try:  # signed within the replay window (warroom.webhooks), or refused
+        verify_signature(os.environ.get(SECRET_ENV, ""), request.body, request.headers)
+    except BadSignature as exc:
+        return HttpResponse(f"bad signature: {exc}", status=403)
     try:
         weights = json.loads(request.body)["weights"]
     except (ValueError, KeyError, TypeError):

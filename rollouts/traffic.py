@@ -6,8 +6,6 @@ tick) does no harm.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import subprocess
@@ -17,6 +15,7 @@ from pathlib import Path
 
 from rollouts.models import Router, RouterKind
 from rollouts.runner import child_environment
+from warroom.webhooks import signed_headers
 
 
 class RouterError(Exception):
@@ -74,12 +73,11 @@ def apply_weight(plan, weight: int, *, reason: str) -> str:
             sort_keys=True,
         ).encode()
         secret = os.environ.get(router.secret_env, "")
-        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         request = urllib.request.Request(  # noqa: S310 (an administrator's http(s) URL)
             router.url,
             data=body,
             method="POST",
-            headers={"Content-Type": "application/json", "X-Warroom-Signature": f"sha256={signature}"},
+            headers={"Content-Type": "application/json", **signed_headers(secret, body)},
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (an administrator's http(s) URL)

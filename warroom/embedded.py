@@ -9,6 +9,11 @@ Both keep running after the Python process that started them exits, so every
 
 Set ``WARROOM_EMBEDDED=0`` to refuse this fallback (production: a missing URL is then
 an error, never a silent local database).
+
+``ensure_roles`` (called by the launcher, ``make run``, not by settings) creates the two
+database roles of warroom/dbroles.py in the cluster — ``warroom_owner``, which owns the
+database and migrates, and ``warroom_app``, which the web server, worker and beat use —
+and returns a URL for each. Plain ``manage.py`` commands keep the superuser URL.
 """
 
 from __future__ import annotations
@@ -63,6 +68,40 @@ def start_postgres() -> str:
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
     return server.get_uri(DATABASE_NAME)
+
+
+def _as_role(uri: str, role: str) -> str:
+    """The same socket and database, another (passwordless: trusted local socket) role."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+
+
+def ensure_roles(app_role: str | None = None) -> tuple[str, str]:
+    """Create the owner and application roles, hand the databases to the owner; (owner URL, app URL).
+
+    Idempotent, and quick when everything is in place. Databases made before the roles
+    existed (an older ``.run/``) are handed over, tables and all.
+    """
+    import psycopg
+
+    from warroom import dbroles
+
+    app_role = app_role or os.environ.get("WARROOM_DB_APP_ROLE", dbroles.DEFAULT_APP_ROLE)
+    owner_role = dbroles.DEFAULT_OWNER_ROLE
+    uri = start_postgres()
+    server = _pgserver()
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn, conn.cursor() as cursor:
+        dbroles.create_roles(cursor, owner=owner_role, app=app_role)
+        names = [DATABASE_NAME, f"{DATABASE_NAME}_demo_target"]
+        cursor.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", [names])
+        existing = [row[0] for row in cursor.fetchall()]
+    for database in existing:
+        with psycopg.connect(server.get_uri(database), autocommit=True) as conn, conn.cursor() as cursor:
+            dbroles.hand_over(cursor, database=database, owner=owner_role)
+    return _as_role(uri, owner_role), _as_role(uri, app_role)
 
 
 def _redis_alive(port: int) -> bool:
@@ -148,6 +187,10 @@ if __name__ == "__main__":
         ensure_environment()
         print(f"DATABASE_URL={os.environ['DATABASE_URL']}")
         print(f"REDIS_URL={os.environ['REDIS_URL']}")
+        if os.environ.get("WARROOM_EMBEDDED_ACTIVE") == "1":
+            owner_url, app_url = ensure_roles()
+            print(f"# the owner role (migrate, setup_db_roles): {owner_url}")
+            print(f"# the application role (web, worker, beat): {app_url}")
     elif command == "stop":
         stop()
     else:

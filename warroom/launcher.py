@@ -58,17 +58,29 @@ def _stop(children: dict[str, subprocess.Popen]) -> None:
 def run() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "warroom.settings")
     uses_embedded = not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+    embedded_database = not os.environ.get("DATABASE_URL")
     was_running = _embedded_running() if uses_embedded else {}
     embedded.ensure_environment()
+    # Two database roles (warroom/dbroles.py): migrations and set-up as the owner, the
+    # web server, worker and beat as the application role, which owns nothing.
+    owner_url = os.environ.get("WARROOM_OWNER_DATABASE_URL", "")
+    app_url = os.environ["DATABASE_URL"]
+    if embedded_database:
+        owner_url, app_url = embedded.ensure_roles()
     host = os.environ.get("WARROOM_HOST", "127.0.0.1")
     port = os.environ.get("WARROOM_PORT", "8000")
     password = os.environ.get("WARROOM_DEMO_PASSWORD", "warroom-demo")
     # Beat ticks the rollout controller twice a second: at INFO that is several lines a second.
     celery_level = os.environ.get("WARROOM_CELERY_LOG_LEVEL", "WARNING")
 
+    if owner_url:
+        os.environ["DATABASE_URL"] = owner_url
     _manage("migrate", "--noinput")
+    if owner_url:
+        _manage("setup_db_roles")
     _manage("ensure_signing_identity")  # a self-signed report-signing pair on first start, and says so
     _manage("seed_demo", "--password", password)
+    os.environ["DATABASE_URL"] = app_url  # everything started from here on
 
     run_dir = embedded.RUN_DIR
     children: dict[str, subprocess.Popen] = {}

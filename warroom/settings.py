@@ -175,6 +175,9 @@ if not REDIS_URL.startswith(("redis://", "rediss://")):
     raise ImproperlyConfigured("REDIS_URL must be a redis:// or rediss:// URL")
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("WARROOM_DB_CONN_MAX_AGE", 0))}
+# The role web, worker and beat connect as (not a superuser, owns no table); `setup_db_roles`
+# grants it its rights. Migrations run as the tables' owner. See README ("Database roles").
+DATABASE_APP_ROLE = os.environ.get("WARROOM_DB_APP_ROLE", "warroom_app")
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("WARROOM_TEST_DATABASE", "test_warroom")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -341,4 +344,9 @@ CELERY_BEAT_SCHEDULE = {
     "mark-late-steps": {"task": "deployments.mark_late_steps", "schedule": env_int("WARROOM_LATE_CHECK_SECONDS", 30, minimum=5)},
     "send-due-messages": {"task": "comms.send_due", "schedule": WARROOM_COMMS_TICK_SECONDS},
     "escalate-incidents": {"task": "incidents.escalate_due", "schedule": WARROOM_ESCALATION_TICK_SECONDS},
+    # Signed checkpoints of every event chain that grew (deployments.checkpoints).
+    "checkpoint-chains": {
+        "task": "deployments.checkpoint_chains",
+        "schedule": env_int("WARROOM_CHECKPOINT_SECONDS", 300, minimum=5),
+    },
 }

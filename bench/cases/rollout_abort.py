@@ -7,8 +7,6 @@ Budget from the issue: one sampling interval plus a second.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import threading
@@ -16,6 +14,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bench.support import celery_beat, celery_worker, make_crew, percentiles
+from warroom.webhooks import BadSignature, verify_signature
 
 ROUNDS = 5
 SAMPLE_SECONDS = 2
@@ -37,10 +36,10 @@ class World:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                good = hmac.compare_digest(
-                    self.headers.get("X-Warroom-Signature", ""),
-                    "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-                )
+                try:
+                    good = bool(verify_signature(secret, body, self.headers))
+                except BadSignature:
+                    good = False
                 if good and json.loads(body)["weights"]["new"] == 0 and world.zero_at is None:
                     world.zero_at = time.time()
                 self.send_response(200 if good else 403)

@@ -13,13 +13,22 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.urls import reverse
 
 from checklists import services
 from checklists.importing import export_markdown, import_runbook
-from checklists.models import ItemKind, Runbook, RunbookVersion, TemplateItem, TemplatePhase, TemplateRole, TemplateStep
+from checklists.models import (
+    ItemKind,
+    Runbook,
+    RunbookEdit,
+    RunbookVersion,
+    TemplateItem,
+    TemplatePhase,
+    TemplateRole,
+    TemplateStep,
+)
 from checklists.services import TemplateEditError
 from deployments.models import Deployment
 from tests.factories import make_user, release_manager
@@ -722,3 +731,45 @@ def test_runbook_page_lists_versions(version, reader):
     roles = TemplateRole.objects.filter(version=version).count()
     assert roles == 3
     assert TemplatePhase.objects.filter(version__runbook=version.runbook).count() == 4
+
+
+# --- the audit log of template edits -------------------------------------------------------------
+
+
+def test_each_edit_leaves_a_record(version, editor):
+    step = step_named(version, "Step 1")
+    services.rename_step(editor, step.pk, "Step 1: Back up the database")
+    services.set_step_timing(editor, step.pk, offset="T-1h", duration="10-15")
+    services.add_item(editor, step.pk, text="Checksum compared")
+    services.move_phase(editor, version.phases.get(title="During").pk, "up")
+    edits = list(RunbookEdit.objects.filter(version=version).order_by("id"))
+    assert [e.action for e in edits] == ["step.rename", "step.timing", "item.add", "phase.move"]
+    rename = edits[0]
+    assert rename.actor == editor and rename.actor_label == (editor.get_full_name() or editor.get_username())
+    assert rename.runbook_id == version.runbook_id and rename.version_number == version.number
+    assert rename.before == {"title": "Step 1: Backup"} and rename.after == {"title": "Step 1: Back up the database"}
+    assert rename.summary == "Renamed step “Step 1: Backup” → “Step 1: Back up the database”"
+    assert edits[1].after["start"] == "T-1h" and "start none → T-1h" in edits[1].summary
+    assert "“Checksum compared”" in edits[2].summary
+
+
+def test_a_refused_edit_leaves_no_record(version, editor):
+    with pytest.raises(TemplateEditError):
+        services.rename_step(editor, step_named(version, "Step 1").pk, "   ")
+    assert not RunbookEdit.objects.exists()
+
+
+def test_the_edit_shows_on_the_runbook_page(version, editor):
+    step = step_named(version, "Step 2")
+    response = hx_post(client_for(editor), reverse("checklists:step_remove", args=[step.pk]))
+    assert response.status_code == 200
+    page = client_for(editor).get(reverse("checklists:runbook", args=[version.runbook_id])).content.decode()
+    assert "Template edits" in page
+    assert "Removed step “Step 2: Announce” with 1 item from phase “Before”" in page
+
+
+@pytest.mark.parametrize("statement", ["UPDATE checklists_runbookedit SET summary = 'x'", "DELETE FROM checklists_runbookedit"])
+def test_the_log_is_append_only_in_postgres(version, editor, statement):
+    services.rename_version(editor, version.pk, "Renamed")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement)

@@ -159,6 +159,12 @@ def test_verify_report_command(finished_crew, tmp_path, capsys):
     call_command("export_report", str(deployment.pk), "--out", str(good))
     call_command("verify_report", str(good))
     assert "Verdict: AUTHENTIC" in capsys.readouterr().out
+    appended = tmp_path / "appended.pdf"
+    note = b"% a note added later\n"
+    appended.write_bytes(good.read_bytes() + note)
+    with pytest.raises(CommandError, match="MODIFIED"):
+        call_command("verify_report", str(appended))
+    assert f"{len(note)} bytes after the signed end" in capsys.readouterr().out
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")
     with pytest.raises(CommandError, match="NOT A PDF"):

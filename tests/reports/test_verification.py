@@ -16,11 +16,13 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.signers import SimpleSigner
 
 from deployments import services as deployment_services
+from deployments.models import ChainCheckpoint
 from reports import rendering, signing
 from reports.exports import export_report
 from reports.record import build_record
 from reports.signing import SigningIdentity, generate_self_signed
 from reports.verification import Verdict, verify_report
+from tests.deployments.test_checkpoints import rewrite_and_recompute
 
 
 @pytest.fixture
@@ -66,7 +68,64 @@ def test_content_appended_after_signing_is_modified(report):
     writer.write(edited)
     result = verify_report(edited.getvalue())
     assert result.verdict is Verdict.MODIFIED, result.as_text()
-    assert "incremental update" in result.as_text()
+    assert "an update after signing changed the document catalog (/Lang)" in result.headline
+
+
+def _with_title(pdf: bytes, title: str) -> bytes:
+    """What a PDF editor's "Save" does after changing the document's title: an incremental update."""
+    writer = IncrementalPdfFileWriter(BytesIO(pdf))
+    info_ref = writer.trailer.raw_get("/Info")
+    info = info_ref.get_object()
+    info["/Title"] = generic.TextStringObject(title)
+    writer.mark_update(info_ref)
+    edited = BytesIO()
+    writer.write(edited)
+    return edited.getvalue()
+
+
+def test_an_update_that_changes_the_title_is_modified(report):
+    _, _, pdf = report
+    edited = _with_title(pdf, "Nothing happened tonight")
+    result = verify_report(edited)
+    assert result.verdict is Verdict.MODIFIED, result.as_text()
+    assert "an update after signing changed the document's Title" in result.headline
+    assert "“Nothing happened tonight”" in result.headline
+    assert f"{len(edited) - len(pdf):,} bytes after the signed end" in result.headline
+    assert [check.ok for check in result.checks[:2]] == [True, False]  # the signed part itself is sound
+
+
+@pytest.mark.parametrize("extra", [b"\n", b"% a comment\n" * 26, b"\x00" * 5000])
+def test_bytes_appended_after_the_end_are_modified(report, extra):
+    _, _, pdf = report
+    result = verify_report(pdf + extra)
+    assert result.verdict is Verdict.MODIFIED, result.as_text()
+    count = len(extra)
+    assert f"{count:,} byte{'s' if count != 1 else ''} after the signed end" in result.headline
+    assert result.checks[0].ok is True and result.checks[1].ok is False
+
+
+def test_a_second_update_after_a_title_change_is_named_too(report):
+    _, _, pdf = report
+    twice = _with_title(_with_title(pdf, "First edit"), "Second edit")
+    result = verify_report(twice)
+    assert result.verdict is Verdict.MODIFIED
+    assert "“First edit”" in result.headline and "“First edit” → “Second edit”" in result.headline
+
+
+def test_each_signed_report_anchors_the_head_it_quotes(report):
+    deployment, _, pdf = report
+    deployment.refresh_from_db()
+    checkpoint = ChainCheckpoint.objects.get(deployment=deployment, reason="report")
+    assert (checkpoint.seq, checkpoint.head_hash) == (deployment.event_count, deployment.last_event_hash)
+    assert verify_report(pdf).verdict is Verdict.AUTHENTIC
+
+
+def test_a_rewritten_and_recomputed_chain_no_longer_matches_the_report(report):
+    deployment, _, pdf = report
+    rewrite_and_recompute(deployment.pk, 3, "nothing happened")
+    result = verify_report(pdf)
+    assert result.verdict is Verdict.NOT_MATCHING, result.as_text()
+    assert "fails verification" in result.headline and "rewritten after that checkpoint" in result.headline
 
 
 def test_event_after_export_is_not_matching_records(report):

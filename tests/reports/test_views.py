@@ -186,6 +186,18 @@ def test_anyone_signed_in_may_verify(finished_crew):
     assert "Authentic" in page and "Signed by this Warroom?" in page
 
 
+def test_verifier_page_names_what_changed_after_signing(finished_crew):
+    from tests.reports.test_verification import _with_title
+
+    deployment, people = finished_crew
+    pdf = export_report(deployment.pk, "pdf").content
+    client = client_for(people["qa"])
+    page = _upload(client, "report.pdf", _with_title(pdf, "All fine")).content.decode()
+    assert "Modified" in page and "changed the document&#x27;s Title" in page and "All fine" in page
+    page = _upload(client, "report.pdf", pdf + b"\n" * 312).content.decode()
+    assert "Modified" in page and "312 bytes after the signed end" in page
+
+
 @pytest.mark.parametrize(
     ("data", "says"),
     [

@@ -1,7 +1,5 @@
 """The rollout controller against a real metrics endpoint and a real signed webhook router."""
 
-import hashlib
-import hmac
 import json
 import threading
 from datetime import timedelta
@@ -18,6 +16,7 @@ from deployments.permissions import PermissionDenied
 from deployments.services import InvalidChange
 from rollouts import controller
 from rollouts.models import MetricSource, MetricSourceKind, ReadingStatus, RolloutPlan, RolloutState, Router, RouterKind
+from warroom.webhooks import BadSignature, verify_signature
 
 SECRET = "router-secret-for-tests"
 
@@ -41,8 +40,12 @@ class World:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-                if self.headers.get("X-Warroom-Signature") != expected:
+                try:
+                    verify_signature(SECRET, body, self.headers)
+                    signed = True
+                except BadSignature:
+                    signed = False
+                if not signed:
                     world.bad_signatures += 1
                     self.send_response(403)
                 else:
