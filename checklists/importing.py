@@ -51,6 +51,7 @@ class ImportOutcome:
 
     def summary(self) -> dict:
         counts = self.parsed.counts()
+        counts["found"] = self.parsed.found
         if self.version is not None:
             counts.update(runbook_id=self.version.runbook_id, version_id=self.version.pk, version=self.version.number)
         return counts
