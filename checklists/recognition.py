@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 
 from checklists import vocabulary as V
 
@@ -31,6 +32,9 @@ class _Line:
     label: str = ""  # the nearest lead-in ("**Entry Criteria**:") this line sits under
     label_depth: int = -1
     conditions: tuple[str, ...] = ()  # <mark>🟥 Security</mark>-style tags: do this only for that case
+    ordinal: int | None = None  # the number of an ordered list entry ("2." gives 2)
+    cells: tuple[str, ...] = ()  # a table row ("row" lines): its cells, and the header's
+    header: tuple[str, ...] = ()
 
 
 @dataclass
@@ -90,11 +94,23 @@ def _lines(tokens, skip_until: int) -> tuple[list[_Line], list[tuple[int, str, s
     container = "paragraph"
     heading_level = 0
     label, label_depth = "", -1
+    row: list[str] = []
+    row_line = 0
+    in_body = False
+    ordinal: int | None = None
+    quote_depth = 0
+    header: tuple[str, ...] = ()
     for token in tokens:
         kind = token.type
         if token.map and token.map[0] < skip_until:
             continue
-        if kind in ("bullet_list_open", "ordered_list_open"):
+        if kind == "list_item_open":
+            ordinal = int(token.info) if token.info.isdigit() else None
+        elif kind == "blockquote_open":
+            quote_depth += 1
+        elif kind == "blockquote_close":
+            quote_depth -= 1
+        elif kind in ("bullet_list_open", "ordered_list_open"):
             list_depth += 1
         elif kind in ("bullet_list_close", "ordered_list_close"):
             list_depth -= 1
@@ -106,8 +122,22 @@ def _lines(tokens, skip_until: int) -> tuple[list[_Line], list[tuple[int, str, s
             container = "paragraph"
         elif kind in ("th_open", "td_open"):
             container = "cell"
+            row.append("")
         elif kind in ("th_close", "td_close"):
             container = "paragraph"
+        elif kind == "tr_open":
+            row, row_line = [], (token.map[0] + 1 if token.map else 0)
+        elif kind == "thead_close":
+            header = tuple(_plain(cell) for cell in row)
+        elif kind == "tbody_open":
+            in_body = True
+        elif kind == "table_close":
+            in_body, header = False, ()
+        elif kind == "tr_close" and in_body and row_line and header:
+            cells = tuple(_clean(cell) for cell in row)
+            heading = headings[max(headings)] if headings else ""
+            lines.append(_Line(row_line, " ".join(c for c in cells if c), "row", 0, True, heading=heading,
+                               headings=tuple(headings[k] for k in sorted(headings)), cells=cells, header=header))  # fmt: skip
         elif kind in ("fence", "code_block"):
             code.append((token.map[0] + 1, token.info.strip() if kind == "fence" else "", token.content))
         elif kind == "inline" and token.map:
@@ -122,6 +152,8 @@ def _lines(tokens, skip_until: int) -> tuple[list[_Line], list[tuple[int, str, s
                 lines.append(_Line(base, _clean(text), "heading", heading_level, True, heading=text,
                                    headings=tuple(headings[k] for k in sorted(headings))))  # fmt: skip
                 continue
+            if container == "cell":
+                row[-1] = token.content.strip()
             kind_here = "cell" if container == "cell" else ("entry" if list_depth else "paragraph")
             heading = headings[max(headings)] if headings else ""
             path = tuple(headings[k] for k in sorted(headings))
@@ -135,10 +167,13 @@ def _lines(tokens, skip_until: int) -> tuple[list[_Line], list[tuple[int, str, s
                 if not text:
                     continue
                 conditions = tuple(" ".join(c.split()) for c in re.findall(r"<mark>(.*?)</mark>", body, re.IGNORECASE))
+                if quote_depth and offset == 0 and text[0].isdigit():
+                    text = f"> {text}"  # "- > 99.9% success" is a quote to Markdown, a comparison to its author
                 if list_depth and label and list_depth <= label_depth and offset == 0 and not boxed:
                     label, label_depth = "", -1
                 line = _Line(base + offset, text, "item" if boxed else kind_here, list_depth, offset == 0, boxed,
-                             heading, path, label, label_depth, conditions)  # fmt: skip
+                             heading, path, label, label_depth, conditions,
+                             ordinal if offset == 0 and list_depth else None)  # fmt: skip
                 lines.append(line)
                 lead = _LEAD_IN_RE.match(text)
                 if lead and offset == 0 and not boxed and kind_here != "cell":
@@ -153,11 +188,14 @@ def _clean(text: str) -> str:
     return _MARK_RE.sub("", text).strip()
 
 
+_UNDERSCORE_BOLD_RE = re.compile(r"(?<![_\w])__(?=[^\W_])|(?<=[^\W_])__(?![_\w])")
+
+
 def _plain(text: str) -> str:
     """Text without code spans, link targets and emphasis marks: what a reader reads."""
     text = _CODE_SPAN_RE.sub(" ", text)
     text = _URL_IN_LINK_RE.sub("]", text).replace("[", "").replace("]", "")
-    return " ".join(text.replace("**", "").replace("__", "").split())
+    return " ".join(_UNDERSCORE_BOLD_RE.sub("", text.replace("**", "")).split())
 
 
 # --- the recogniser ------------------------------------------------------------------------------------
@@ -193,12 +231,15 @@ def recognise(text: str, tokens, *, parsed_roles=(), parsed_fields=(), parsed_ga
         plain = _plain(line.text)
         if not plain:
             continue
+        if line.kind == "row":
+            _row(line, plain, found, roles)
+            continue
         if line.conditions and line.first:
             found.conditions.append({"line": line.number, "conditions": list(line.conditions), "text": plain})
         context = " ".join((line.heading, line.label))
         # gates
         if line.number not in gate_lines:
-            how = _gate_how(line, plain, lines)
+            how = _gate_how(line, plain, lines, position)
             if how and not (how == "branch" and last_gate is not None and _same_branch(last_gate, line)):
                 criteria = ""
                 proceed = V.PROCEED_IF_RE.search(plain)
@@ -235,15 +276,17 @@ def recognise(text: str, tokens, *, parsed_roles=(), parsed_fields=(), parsed_ga
             found.contacts.append(contact)
             if contact["role"]:
                 roles.add(contact["role"], line.number, strong=True)
-        # thresholds
-        for threshold in _thresholds(plain):
+        # thresholds (a table's are read from its whole rows)
+        for threshold in _thresholds(plain) if line.kind != "cell" else ():
             found.thresholds.append({"line": line.number, **threshold})
         # rollout stages
         stage = _stage(line, plain)
-        if stage is not None:
+        if stage is not None and stage_sections.get(line.heading, {}).get("percent") == stage:
+            pass  # "**Traffic**: 5% of users" under "Stage 1 (5%)": the same stage
+        elif stage is not None:
             entry = {"line": line.number, "percent": stage, "hold_minutes": None, "text": plain}
             found.rollout_stages.append(entry)
-            if line.kind == "heading":
+            if line.kind == "heading" or line.heading not in stage_sections:
                 stage_sections[line.heading] = entry
         elif line.heading in stage_sections and line.first:
             labelled = _BOLD_LABEL_RE.match(line.text)
@@ -253,8 +296,8 @@ def recognise(text: str, tokens, *, parsed_roles=(), parsed_fields=(), parsed_ga
                     stage_sections[line.heading]["hold_minutes"] = hold
         # fields
         if line.number not in field_lines:
-            label = _placeholder_field(line.text) or _empty_value(line, lines[position + 1 : position + 2])
-            if label:
+            labels = _placeholder_fields(line.text) or [_empty_value(line, lines[position + 1 : position + 2])]
+            for label in filter(None, labels):
                 found.fields.append({"line": line.number, "label": label, "how": "placeholder"})
                 field_lines.add(line.number)
         # roles
@@ -269,10 +312,58 @@ def recognise(text: str, tokens, *, parsed_roles=(), parsed_fields=(), parsed_ga
     return found
 
 
+_STAGE_COLUMN_RE = re.compile(r"traffic|weight|percent|share|exposure|%|users", re.IGNORECASE)
+_HOLD_COLUMN_RE = re.compile(r"hold|duration|bake|soak|wait|observe", re.IGNORECASE)
+_LEVEL_COLUMN_RE = re.compile(r"^(?:level|tier|step|order|#)$", re.IGNORECASE)
+_WHO_COLUMN_RE = re.compile(r"who|name|contact|person|role|owner|escalate", re.IGNORECASE)
+_CHANNEL_COLUMN_RE = re.compile(r"reach|channel|how|method|phone|slack|pager|email|via", re.IGNORECASE)
+_WINDOW_COLUMN_RE = re.compile(r"window|time|after|when|sla|response", re.IGNORECASE)
+
+
+def _column(header: tuple[str, ...], pattern: re.Pattern[str]) -> int | None:
+    return next((index for index, name in enumerate(header) if pattern.search(name)), None)
+
+
+def _row(line: _Line, plain: str, found: Recognised, roles: _RoleCatalogue) -> None:
+    """A table row read with its header: thresholds, traffic stages, escalation contacts."""
+    for threshold in _thresholds(plain):
+        found.thresholds.append({"line": line.number, **threshold})
+    cells = [_plain(cell) for cell in line.cells]
+    stage_column = _column(line.header, _STAGE_COLUMN_RE)
+    if stage_column is not None and stage_column < len(cells):
+        percent = V.PERCENT_RE.search(cells[stage_column])
+        if percent and float(percent.group("percent")) <= 100:
+            value = float(percent.group("percent"))
+            hold_column = _column(line.header, _HOLD_COLUMN_RE)
+            hold = _hold_minutes(cells[hold_column]) if hold_column is not None and hold_column < len(cells) else None
+            if hold is None and hold_column is not None and hold_column < len(cells) and cells[hold_column].strip() == "0":
+                hold = 0
+            found.rollout_stages.append({"line": line.number, "percent": int(value) if value.is_integer() else value,
+                                         "hold_minutes": hold, "text": plain})  # fmt: skip
+    if V.CONTACT_SECTION_RE.search(line.heading):
+
+        def cell(pattern):
+            index = _column(line.header, pattern)
+            return cells[index] if index is not None and index < len(cells) else ""
+
+        level_text = cell(_LEVEL_COLUMN_RE)
+        who = cell(_WHO_COLUMN_RE)
+        window = V.WINDOW_RE.search(cell(_WINDOW_COLUMN_RE) or plain)
+        entry = {"line": line.number, "name": who, "role": who if _looks_like_role(who) else "",
+                 "channel": cell(_CHANNEL_COLUMN_RE), "level": int(level_text) if level_text.isdigit() else None,
+                 "text": plain, "how": "contact table"}  # fmt: skip
+        if window and window.group("a"):
+            per = 60 if window.group("unit")[0].lower() == "h" else 1
+            entry["window_minutes"] = [int(window.group("a")) * per, int(window.group("b")) * per]
+        found.contacts.append(entry)
+        if entry["role"]:
+            roles.add(who, line.number, strong=True)
+
+
 # --- gates -----------------------------------------------------------------------------------------------
 
 
-def _gate_how(line: _Line, plain: str, lines: list[_Line]) -> str | None:
+def _gate_how(line: _Line, plain: str, lines: list[_Line], position: int) -> str | None:
     if V.GO_NO_GO_RE.search(plain) and not V.GO_NO_GO_LOGISTICS_RE.search(plain):
         return "go/no-go"
     if V.DECISION_RE.search(plain):
@@ -281,10 +372,10 @@ def _gate_how(line: _Line, plain: str, lines: list[_Line]) -> str | None:
         return "criteria trigger"
     if line.first and line.kind in ("item", "entry") and V.BRANCH_RE.match(plain.rstrip("*")):
         return "branch"
-    if line.kind == "heading" and _has_criteria_under(line, lines):
+    if line.kind == "heading" and _has_criteria_under(islice(lines, position + 1, None)):
         return "stage criteria"
     if (line.kind == "heading" or _LEAD_IN_RE.match(line.text)) and V.ROLLBACK_LIST_RE.search(plain):
-        return "rollback decision" if _list_follows(line, lines) else None
+        return "rollback decision" if _list_follows(line, islice(lines, position + 1, position + 2)) else None
     return None
 
 
@@ -293,10 +384,8 @@ def _same_branch(previous: _Line, line: _Line) -> bool:
     return previous.heading == line.heading and previous.depth == line.depth and line.number - previous.number <= 12
 
 
-def _has_criteria_under(heading: _Line, lines: list[_Line]) -> bool:
-    for line in lines:
-        if line.number <= heading.number:
-            continue
+def _has_criteria_under(following) -> bool:
+    for line in following:
         if line.kind == "heading":
             return False
         lead = _BOLD_LABEL_RE.match(line.text)
@@ -307,10 +396,8 @@ def _has_criteria_under(heading: _Line, lines: list[_Line]) -> bool:
     return False
 
 
-def _list_follows(heading: _Line, lines: list[_Line]) -> bool:
-    for line in lines:
-        if line.number <= heading.number:
-            continue
+def _list_follows(heading: _Line, following) -> bool:
+    for line in following:
         return line.kind in ("item", "entry") and line.number - heading.number <= 3
     return False
 
@@ -325,9 +412,17 @@ def _attach_criteria(found: Recognised, lines: list[_Line]) -> None:
             continue
         if current is not None and line.label and V.CRITERIA_LABEL_RE.match(line.label):
             by_heading.setdefault(current, []).append(f"{line.label}: {_plain(line.text)}")
+    listed: dict[int, list[str]] = {}
+    for line in lines:
+        if line.kind == "heading":
+            current = line.number
+        elif current is not None and line.first and line.kind in ("item", "entry"):
+            listed.setdefault(current, []).append(_plain(line.text))
     for gate in found.gates:
         if gate["how"] == "stage criteria" and not gate["criteria"]:
             gate["criteria"] = "; ".join(by_heading.get(gate["line"], []))
+        elif gate["how"] in ("rollback decision", "decision") and not gate["criteria"] and gate["line"] in listed:
+            gate["criteria"] = "; ".join(listed[gate["line"]])
 
 
 # --- approvals ---------------------------------------------------------------------------------------------
@@ -426,7 +521,7 @@ def _times(plain: str, *, heading: bool) -> list[tuple[int, int | None, str, str
             found.append((round(low * per), round(high * per), "(A-B units) window", match.group(), match.start()))
             taken.append(match.span())
     for match in V.RELATIVE_PHRASE_RE.finditer(plain):
-        if not free(*match.span()):
+        if not free(*match.span()) or _DURATION_BEFORE_RE.search(plain, 0, match.start()):
             continue
         amount = match.group("n").lower()
         n = V.NUMBER_WORDS.get(amount) or float(amount)
@@ -445,10 +540,13 @@ def _times(plain: str, *, heading: bool) -> list[tuple[int, int | None, str, str
     return [entry[:4] for entry in found]
 
 
+_DURATION_BEFORE_RE = re.compile(r"\b(?:for|within|over|during|lasting|takes?)\s+$", re.IGNORECASE)
+
+
 def _t_minutes(match) -> tuple[int, str]:
     if match.group("sign") is None:
         return 0, "T-0"
-    sign_text = match.group("sign").strip().lower()
+    sign_text = match.group("sign").strip(" \t-").lower() or match.group("sign").strip()
     sign = 1 if sign_text in ("+", "plus") else -1
     amount = match.group("amount") + (match.group("unit") or "")
     minutes = 0.0
@@ -467,6 +565,8 @@ def _t_minutes(match) -> tuple[int, str]:
 
 
 def _contact(line: _Line, plain: str, context: str) -> dict | None:
+    if line.kind == "cell":
+        return None  # read with its whole row (see _row)
     in_section = bool(V.CONTACT_SECTION_RE.search(line.heading)) or bool(V.CONTACT_SECTION_RE.search(line.label))
     channel = V.CHANNEL_RE.search(plain)
     how = None
@@ -474,7 +574,7 @@ def _contact(line: _Line, plain: str, context: str) -> dict | None:
         how = "contact list"
     elif in_section and line.first and line.kind in ("entry", "item") and V.WINDOW_RE.search(plain) and line.label == "":
         how = "escalation level"
-    elif V.CONTACT_LINE_RE.search(plain):
+    elif line.kind != "heading" and V.CONTACT_LINE_RE.search(plain):
         how = "escalation wording"
     elif line.kind not in ("item", "heading") and V.ON_CALL_RE.search(plain):
         how = "on-call coverage"
@@ -482,7 +582,9 @@ def _contact(line: _Line, plain: str, context: str) -> dict | None:
         return None
     labelled = _BOLD_LABEL_RE.match(line.text)
     name = _role_name(labelled.group("label")) if labelled else ""
-    level = None
+    if not name and in_section:  # "On-call engineer (0-15 min) via PagerDuty"
+        name = _role_name(re.split(r"\(|\s[-–—]\s|\s+via\s|:", plain)[0])
+    level = line.ordinal if in_section else None
     level_match = V.LEVEL_RE.search(line.text)
     if level_match:
         level = int(level_match.group("level") or level_match.group("ordinal"))
@@ -494,7 +596,7 @@ def _contact(line: _Line, plain: str, context: str) -> dict | None:
         if window.group("a"):
             per = 60 if window.group("unit")[0].lower() == "h" else 1
             entry["window_minutes"] = [int(window.group("a")) * per, int(window.group("b")) * per]
-    role = _first_role(plain)
+    role = _first_role(plain) or (name if _looks_like_role(name) else "")
     if role:
         entry["role"] = role
     return entry
@@ -503,10 +605,18 @@ def _contact(line: _Line, plain: str, context: str) -> dict | None:
 # --- thresholds ----------------------------------------------------------------------------------------------------
 
 
+_TRAILING_VERB_RE = re.compile(r"\s+(?:stays?|remains?|is|are|must\s+(?:stay|be)|should\s+(?:stay|be)|kept|keeps?)$",
+                               re.IGNORECASE)  # fmt: skip
+_METRIC_BEFORE_RE = re.compile(r"(?P<metric>[A-Za-z][\w /().'-]{1,60}?)\s*$")
+
+
 def _thresholds(plain: str) -> list[dict]:
     results = []
-    for match in V.THRESHOLD_RE.finditer(plain):
-        metric = match.group("metric").strip(" -–—:*(")
+    for match in V.OP_VALUE_RE.finditer(plain):
+        written = _METRIC_BEFORE_RE.search(plain, max(0, match.start() - 64), match.start())
+        if written is None:
+            continue
+        metric = _TRAILING_VERB_RE.sub("", written.group("metric").strip(" -–—:*("))
         metric = re.split(r"[:;,]|\bif\b|\bwhen\b", metric)[-1].strip()
         if not V.METRIC_WORDS_RE.search(metric) or len(metric.split()) > 7:
             continue
@@ -599,21 +709,21 @@ def _nginx_stages(code: list[tuple[int, str, str]]) -> list[dict]:
 # --- fields ----------------------------------------------------------------------------------------------------------
 
 
-def _placeholder_field(text: str) -> str | None:
+def _placeholder_fields(text: str) -> list[str]:
+    """ "[Name]", "[Phone]", "<owner>", "Release Lead: @USERNAME", "[the PR](#)": each a field to fill in."""
     masked = _CODE_SPAN_RE.sub(" ", text)
+    labels = []
     for match in V.PLACEHOLDER_RE.finditer(masked):
         content = match.group("bracket") or match.group("angle") or ""
         words = set(re.split(r"[ _/-]+", content.lower()))
         if words & V.PLACEHOLDER_WORDS or content.isupper():
-            return content
+            labels.append(content)
     token = V.PLACEHOLDER_TOKEN_RE.search(masked)
     if token:
         labelled = _BOLD_LABEL_RE.match(masked)
-        return _role_name(labelled.group("label")) if labelled else token.group()
-    link = V.EMPTY_LINK_RE.search(masked)
-    if link:
-        return _plain(link.group())
-    return None
+        labels.append(_role_name(labelled.group("label")) if labelled else token.group())
+    labels += [_plain(link.group()) for link in V.EMPTY_LINK_RE.finditer(masked)]
+    return labels
 
 
 def _empty_value(line: _Line, following: list[_Line]) -> str | None:
@@ -643,6 +753,9 @@ def _looks_like_role(name: str) -> bool:
     last = words[-1].lower().strip(".,;:")
     if last in V.ROLE_ALONE:
         return True
+    if "of" in words[1:-1]:  # "Director of Engineering", "Head of Platform"
+        before = words[words.index("of") - 1].lower()
+        return before in V.ROLE_HEADS or before in {"head", "vp", "chief"}
     return last in V.ROLE_HEADS and len(words) >= 2
 
 
@@ -740,7 +853,7 @@ class _RoleCatalogue:
         self.counts: dict[str, int] = {}
 
     def add(self, name: str, line: int, *, strong: bool) -> None:
-        name = " ".join(name.split()).strip(" .,;:-")
+        name = re.split(r"\.\s", " ".join(name.split()))[0].strip(" .,;:-")
         if not name or len(name) > 80 or "[" in name or name.lower() in {"all", "everyone", "team", "tbd", "n/a"}:
             return
         key = _role_key(name)

@@ -79,7 +79,7 @@ _UNIT = r"(?:weeks?|wks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)"
 _NUM = r"\d+(?:\.\d+)?"
 # T-notation: "T-72 hours", "T-4h", "T+0", "T-minus 5 days", "T+30m", "T-2", "T+1h30m", "T+1d 4h".
 T_NOTATION_RE = re.compile(
-    rf"(?<![\w/])T\s*(?P<sign>[+\-−–]|\s*minus\s+|\s*plus\s+)\s*(?P<amount>(?:{_NUM}\s*{_UNIT}\s*)*{_NUM})\s*(?P<unit>{_UNIT})?"
+    rf"(?<![\w/])T\s*(?P<sign>[\s-]*minus\s+|[\s-]*plus\s+|[+\-−–])\s*(?P<amount>(?:{_NUM}\s*{_UNIT}\s*)*{_NUM})\s*(?P<unit>{_UNIT})?"
     rf"(?![\w]|\.\d)|(?<![\w/])T\s*[-−–]?\s*0(?![\w.%])",
     re.IGNORECASE,
 )
@@ -219,7 +219,7 @@ _OP = r"(?:<=|>=|=<|=>|≤|≥|<|>|no\s+more\s+than|not\s+exceed|less\s+than|low
 _VALUE_UNIT = r"(?P<value>\d+(?:[.,]\d+)?)\s*(?P<unit>%|ms|milliseconds?|s|sec(?:ond)?s?|min(?:ute)?s?|m|hours?|h|x|σ|" \
               r"sigma|rps|qps|req/s|mb|gb|kb)?(?![\w])"  # fmt: skip
 # "Error rate < 1%", "p95 latency under 200ms", "Response time < 2 seconds".
-THRESHOLD_RE = re.compile(rf"(?P<metric>[A-Za-z][\w /().'-]{{1,60}}?)\s*(?P<op>{_OP})\s*{_VALUE_UNIT}", re.IGNORECASE)
+OP_VALUE_RE = re.compile(rf"(?<![\w<>=-])(?P<op>{_OP})\s*{_VALUE_UNIT}", re.IGNORECASE)
 # "> 99.9 % success", "≥ 95% pass rate": operator and value first.
 THRESHOLD_FIRST_RE = re.compile(rf"(?:^|[\s:(])(?P<op>{_OP})\s*{_VALUE_UNIT}\s+(?P<metric>[A-Za-z][\w /-]{{1,40}})",
                                 re.IGNORECASE)  # fmt: skip
