@@ -7,10 +7,11 @@ import is one transaction: it either stores the whole version or nothing.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 
 from checklists.models import (
@@ -48,37 +49,60 @@ class ImportOutcome:
     parsed: ParsedRunbook
     version: RunbookVersion | None  # None for a dry run
     created_runbook: bool = False
+    # Why the file became a new runbook or a version of an existing one, said to the person importing.
+    placement: str = ""
 
     def summary(self) -> dict:
         counts = self.parsed.counts()
         counts["found"] = self.parsed.found
+        if self.placement:
+            counts["placement"] = self.placement
         if self.version is not None:
             counts.update(runbook_id=self.version.runbook_id, version_id=self.version.pk, version=self.version.number)
         return counts
 
 
+SAME_STRUCTURE = 0.5  # share of phase and step titles two versions of one runbook have in common, at least
+
+
 def import_runbook(
-    data: bytes | str, *, filename: str = "", user=None, runbook: Runbook | None = None, dry_run: bool = False
+    data: bytes | str,
+    *,
+    filename: str = "",
+    user=None,
+    runbook: Runbook | None = None,
+    dry_run: bool = False,
+    as_new: bool = False,
 ) -> ImportOutcome:
     """Parse and store a runbook. Importing into an existing runbook adds a version.
 
-    Without ``runbook``, a runbook with the same name as the document's title gets
-    the new version, so importing the same file twice gives v1 and v2, not two
-    runbooks. Raises RunbookImportError with a message for the person uploading.
+    ``runbook`` (the user's choice) gets the version; ``as_new`` always makes a new runbook.
+    Otherwise a runbook with the same name gets the version only when it is the same runbook:
+    the same file again, or at least half of its phase and step titles in common with its
+    latest version. A different runbook that happens to share a title ("Production
+    Deployment Checklist") becomes a runbook of its own, and the outcome says why.
+    Raises RunbookImportError with a message for the person uploading.
     """
     raw = data.encode() if isinstance(data, str) else data
     parsed = parse_runbook(raw, max_bytes=settings.RUNBOOK_MAX_BYTES)
+    sha256 = hashlib.sha256(raw).hexdigest()
     if dry_run:
-        return ImportOutcome(parsed=parsed, version=None)
+        try:
+            placement = "a new runbook (as chosen)" if as_new else _place(parsed, sha256, runbook)[1]
+        except DatabaseError:  # a dry run reads the file; it does not need a migrated database
+            placement = ""
+        return ImportOutcome(parsed=parsed, version=None, placement=placement)
     with transaction.atomic():
         created = False
-        if runbook is None:
-            runbook = Runbook.objects.select_for_update().filter(name=parsed.title[:300]).first()
+        placement = "a new runbook (as chosen)" if as_new else ""
+        if runbook is None and not as_new:
+            runbook, placement = _place(parsed, sha256, None, lock=True)
         if runbook is None:
             runbook = Runbook.objects.create(name=parsed.title[:300], created_by=user)
             created = True
         else:
             runbook = Runbook.objects.select_for_update().get(pk=runbook.pk)
+            placement = placement or f"a new version of “{runbook.name}” (as chosen)"
         number = (runbook.versions.aggregate(n=Max("number"))["n"] or 0) + 1
         version = RunbookVersion.objects.create(
             runbook=runbook,
@@ -86,11 +110,53 @@ def import_runbook(
             title=parsed.title[:300],
             description=parsed.description,
             source_filename=filename[:255],
-            source_sha256=hashlib.sha256(raw).hexdigest(),
+            source_sha256=sha256,
             created_by=user,
+            recognised=parsed.found,
         )
         _store(version, parsed)
-    return ImportOutcome(parsed=parsed, version=version, created_runbook=created)
+    return ImportOutcome(parsed=parsed, version=version, created_runbook=created, placement=placement)
+
+
+def _structure_titles(titles) -> set[str]:
+    return {" ".join(sorted(words)) for words in map(_title_words, titles) if words}
+
+
+def _title_words(title: str) -> frozenset[str]:
+    text = re.sub(r"^\s*(?:step|phase|stage)?\s*[\d.]+[:.)]?\s*", "", title.lower())
+    return frozenset(re.findall(r"[^\W\d_]+", text))
+
+
+def _place(parsed: ParsedRunbook, sha256: str, chosen: Runbook | None, *, lock: bool = False) -> tuple[Runbook | None, str]:
+    """Which runbook the file belongs to, and the reason in words (see import_runbook)."""
+    if chosen is not None:
+        return chosen, f"a new version of “{chosen.name}” (as chosen)"
+    candidates = Runbook.objects.filter(name=parsed.title[:300]).order_by("pk")
+    if lock:
+        candidates = candidates.select_for_update()
+    mine = _structure_titles([p.title for p in parsed.phases] + [s.title for s in parsed.steps()])
+    best, best_share = None, 0.0
+    for candidate in candidates:
+        latest = candidate.versions.order_by("-number").first()
+        if latest is None:
+            continue
+        if latest.source_sha256 == sha256:
+            return candidate, f"a new version of “{candidate.name}” (the same file was imported before)"
+        theirs = _structure_titles(
+            list(latest.phases.values_list("title", flat=True))
+            + list(TemplateStep.objects.filter(phase__version=latest).values_list("title", flat=True))
+        )
+        share = len(mine & theirs) / len(mine | theirs) if mine | theirs else 1.0
+        if share > best_share:
+            best, best_share = candidate, share
+    if best is not None and best_share >= SAME_STRUCTURE:
+        return best, f"a new version of “{best.name}” ({best_share:.0%} of its phase and step titles are the same)"
+    if candidates.exists():
+        return None, (
+            f"a new runbook: a runbook named “{parsed.title[:300]}” exists, but its structure differs "
+            f"({best_share:.0%} of phase and step titles in common), so it is not taken to be the same runbook"
+        )
+    return None, "a new runbook"
 
 
 def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:

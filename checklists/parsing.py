@@ -93,7 +93,7 @@ import ftfy
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from checklists.recognition import recognise
+from checklists.recognition import recognise, title_offset
 from checklists.vocabulary import MOJIBAKE_HINT_RE
 
 __all__ = [
@@ -1383,6 +1383,10 @@ class _Assembler:
             entry.offset_minutes = _label_offset(entry.label, self.start_minutes)
         runbook.timeline = self.timeline
         _match_timeline(list(runbook.steps()), self.timeline)
+        for step in runbook.steps():
+            # "### Pre-flight checks (T-24h)", "### Day -1: freeze": the heading says when the step starts.
+            if step.offset_minutes is None:
+                step.offset_minutes = title_offset(step.title)
         seen: set[str] = set()
         for name in self.role_mentions:
             key = name.casefold()

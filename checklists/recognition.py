@@ -16,7 +16,7 @@ from itertools import islice
 
 from checklists import vocabulary as V
 
-__all__ = ["Recognised", "recognise"]
+__all__ = ["Recognised", "recognise", "title_offset"]
 
 
 @dataclass
@@ -543,6 +543,15 @@ def _times(plain: str, *, heading: bool) -> list[tuple[int, int | None, str, str
 _DURATION_BEFORE_RE = re.compile(r"\b(?:for|within|over|during|lasting|takes?)\s+$", re.IGNORECASE)
 
 
+def title_offset(title: str) -> int | None:
+    """The planned start a heading states (T-24h, Day -1, Week 2, (0-2 hours)); None if it states none.
+
+    "A week before the freeze" is relative to something other than T-0, so it is not a start.
+    """
+    times = [t for t in _times(_plain(_clean(title)), heading=True) if t[2] != "N units before/after"]
+    return times[0][0] if times else None
+
+
 def _t_minutes(match) -> tuple[int, str]:
     if match.group("sign") is None:
         return 0, "T-0"
@@ -556,7 +565,7 @@ def _t_minutes(match) -> tuple[int, str]:
         units.append(unit or "")
         minutes += float(number) * V.UNIT_MINUTES[key]
     notation = "T-minus N" if sign_text in ("minus", "plus") else "T±N"
-    if not any(units):
+    if not any(units) and minutes:
         notation += " (no unit: minutes)"
     return round(sign * minutes), notation
 
@@ -887,3 +896,40 @@ class _RoleCatalogue:
             if len(variants) > 1:
                 merges.append({"name": name, "merged": [v for v in variants if v != name]})
         return roles, merges
+
+
+_KIND_NAMES = {
+    "gates": "go/no-go gates and decision points",
+    "approvals": "required approvals",
+    "timeline": "relative times",
+    "contacts": "contacts and escalation levels",
+    "thresholds": "metric thresholds",
+    "rollout_stages": "rollout stages",
+    "fields": "fields to fill in",
+}
+
+
+def understood_lines(found: dict) -> list[str]:
+    """What was understood, in words: one line per kind, then the role merges and the repairs."""
+    out = []
+    for kind, name in _KIND_NAMES.items():
+        entries = found.get(kind) or []
+        if not entries:
+            continue
+        if kind == "timeline":
+            notations = sorted({entry.get("notation") or "" for entry in entries} - {""})
+            detail = f" (notation read: {', '.join(notations)})" if notations else ""
+        elif kind == "approvals":
+            roles = sorted({entry["role"] for entry in entries if entry.get("role")})
+            detail = f" (by {', '.join(roles)})" if roles else ""
+        else:
+            detail = ""
+        lines = ", ".join(str(entry["line"]) for entry in entries[:12]) + (", …" if len(entries) > 12 else "")
+        out.append(f"{len(entries)} {name}{detail}: lines {lines}")
+    for merge in found.get("role_merges") or []:
+        out.append(f"roles merged: {', '.join(merge['merged'])} → {merge['name']}")
+    if found.get("repairs"):
+        out.append(
+            f"mojibake repaired on {len(found['repairs'])} line(s): " + ", ".join(str(r["line"]) for r in found["repairs"][:12])
+        )
+    return out
