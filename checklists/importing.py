@@ -171,27 +171,42 @@ def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
     def role_for(name: str | None) -> TemplateRole | None:
         return roles.get(name.strip().casefold()) if name else None
 
-    for p_index, parsed_phase in enumerate(parsed.phases):
-        phase = TemplatePhase.objects.create(
-            version=version, position=p_index, title=parsed_phase.title[:500], description=parsed_phase.description
+    # A whole version in a few statements: phases, then steps, then items one tree level at a time
+    # across all steps (children need their parent's id), then code blocks.
+    phases = TemplatePhase.objects.bulk_create(
+        TemplatePhase(version=version, position=p_index, title=p.title[:500], description=p.description)
+        for p_index, p in enumerate(parsed.phases)
+    )
+    pairs = [(phase, s_index, parsed_step) for phase, p in zip(phases, parsed.phases, strict=True)
+             for s_index, parsed_step in enumerate(p.steps)]  # fmt: skip
+    steps = TemplateStep.objects.bulk_create(
+        TemplateStep(
+            phase=phase,
+            position=s_index,
+            title=parsed_step.title[:500],
+            number=(parsed_step.number or "")[:40],
+            description=parsed_step.description,
+            role=role_for(parsed_step.role),
+            offset_minutes=parsed_step.offset_minutes,
+            duration_min_minutes=parsed_step.duration_min_minutes,
+            duration_max_minutes=parsed_step.duration_max_minutes,
+            is_gate=bool(parsed_step.gates),
+            section=(parsed_step.section or "")[:500],
+            implicit=parsed_step.implicit,
         )
-        for s_index, parsed_step in enumerate(parsed_phase.steps):
-            step = TemplateStep.objects.create(
-                phase=phase,
-                position=s_index,
-                title=parsed_step.title[:500],
-                number=(parsed_step.number or "")[:40],
-                description=parsed_step.description,
-                role=role_for(parsed_step.role),
-                offset_minutes=parsed_step.offset_minutes,
-                duration_min_minutes=parsed_step.duration_min_minutes,
-                duration_max_minutes=parsed_step.duration_max_minutes,
-                is_gate=bool(parsed_step.gates),
-                section=(parsed_step.section or "")[:500],
-                implicit=parsed_step.implicit,
-            )
-            _store_step_content(step, parsed_step)
-            _apply_action_block(step, parsed_step)
+        for phase, s_index, parsed_step in pairs
+    )
+    levels: list[list[tuple[TemplateItem, TemplateItem | None]]] = []
+    code_blocks: list[TemplateCodeBlock] = []
+    for step, (_phase, _s_index, parsed_step) in zip(steps, pairs, strict=True):
+        _store_step_content(step, parsed_step, levels, code_blocks)
+    for level in levels:
+        for row, parent in level:
+            row.parent = parent
+        TemplateItem.objects.bulk_create([row for row, _parent in level], batch_size=2000)
+    TemplateCodeBlock.objects.bulk_create(code_blocks, batch_size=2000)
+    for step, (_phase, _s_index, parsed_step) in zip(steps, pairs, strict=True):
+        _apply_action_block(step, parsed_step)
     TemplateTimelineEntry.objects.bulk_create(
         TemplateTimelineEntry(
             version=version,
@@ -207,14 +222,20 @@ def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
     )
 
 
-def _store_step_content(step: TemplateStep, parsed_step: ParsedStep) -> None:
+def _store_step_content(
+    step: TemplateStep,
+    parsed_step: ParsedStep,
+    levels: list[list[tuple[TemplateItem, TemplateItem | None]]],
+    code_blocks: list[TemplateCodeBlock],
+) -> None:
     """Items, fields, choices, gates and code blocks share one position sequence in reading order.
 
     That is the order render_markdown writes a step in (parsing.reading_order), so the war
     room reads like the runbook and an export puts everything back where it was. A fill-in
     written on a checkbox line (``on_item``) follows that checkbox's tree and is flagged, so
     the export writes it once, with the checkbox text, and not again on a line of its own.
-    Rows are inserted one tree level at a time: children need their parent's id.
+    Rows are collected into ``levels`` (one list per tree depth) and ``code_blocks``, which the
+    caller inserts for all steps at once, one tree level at a time: children need their parent's id.
     """
     order = reading_order(parsed_step.items)
     entries: list[tuple[tuple[int, int, int], int, object]] = [
@@ -226,8 +247,6 @@ def _store_step_content(step: TemplateStep, parsed_step: ParsedStep) -> None:
         entries += [(order(e.line, getattr(e, "on_item", False)), kind_order, e) for e in elements]
     entries.sort(key=lambda entry: entry[:2])
 
-    levels: list[list[tuple[TemplateItem, TemplateItem | None]]] = []
-    code_blocks: list[TemplateCodeBlock] = []
     position = 0
 
     def add(row: TemplateItem, parent: TemplateItem | None = None, depth: int = 0) -> TemplateItem:
@@ -274,11 +293,6 @@ def _store_step_content(step: TemplateStep, parsed_step: ParsedStep) -> None:
             assert isinstance(entry, ParsedCodeBlock)
             code_blocks.append(TemplateCodeBlock(step=step, position=position, info=entry.info[:100], code=entry.code))
             position += 1
-    for level in levels:
-        for row, parent in level:
-            row.parent = parent
-        TemplateItem.objects.bulk_create([row for row, _parent in level])
-    TemplateCodeBlock.objects.bulk_create(code_blocks)
 
 
 ACTION_FENCE = "warroom"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import islice
 
 from checklists import vocabulary as V
@@ -99,6 +100,7 @@ def _lines(tokens, skip_until: int) -> tuple[list[_Line], list[tuple[int, str, s
     in_body = False
     ordinal: int | None = None
     quote_depth = 0
+    current: tuple[str, tuple[str, ...]] = ("", ())  # the nearest heading, and the path of headings to it
     header: tuple[str, ...] = ()
     for token in tokens:
         kind = token.type
@@ -148,6 +150,7 @@ def _lines(tokens, skip_until: int) -> tuple[list[_Line], list[tuple[int, str, s
                 for level in [lvl for lvl in headings if lvl >= heading_level]:
                     del headings[level]
                 headings[heading_level] = text
+                current = (text, tuple(headings[k] for k in sorted(headings)))
                 label, label_depth = "", -1
                 lines.append(_Line(base, _clean(text), "heading", heading_level, True, heading=text,
                                    headings=tuple(headings[k] for k in sorted(headings))))  # fmt: skip
@@ -155,18 +158,21 @@ def _lines(tokens, skip_until: int) -> tuple[list[_Line], list[tuple[int, str, s
             if container == "cell":
                 row[-1] = token.content.strip()
             kind_here = "cell" if container == "cell" else ("entry" if list_depth else "paragraph")
-            heading = headings[max(headings)] if headings else ""
-            path = tuple(headings[k] for k in sorted(headings))
+            heading, path = current
             for offset, raw in enumerate(raw_lines):
                 stripped = raw.strip()
                 if not stripped:
                     continue
-                boxed = offset == 0 and bool(_BOX_RE.match(stripped))
+                boxed = offset == 0 and (stripped[0] in "[☐☑☒□") and bool(_BOX_RE.match(stripped))
                 body = _BOX_RE.sub("", stripped, count=1) if boxed else stripped
-                text = _clean(body)
+                text = _clean(body) if "<" in body else body
                 if not text:
                     continue
-                conditions = tuple(" ".join(c.split()) for c in re.findall(r"<mark>(.*?)</mark>", body, re.IGNORECASE))
+                conditions = (
+                    tuple(" ".join(c.split()) for c in re.findall(r"<mark>(.*?)</mark>", body, re.IGNORECASE))
+                    if "<" in body
+                    else ()
+                )
                 if quote_depth and offset == 0 and text[0].isdigit():
                     text = f"> {text}"  # "- > 99.9% success" is a quote to Markdown, a comparison to its author
                 if list_depth and label and list_depth <= label_depth and offset == 0 and not boxed:
@@ -360,10 +366,20 @@ def _row(line: _Line, plain: str, found: Recognised, roles: _RoleCatalogue) -> N
             roles.add(who, line.number, strong=True)
 
 
+@lru_cache(maxsize=4096)
+def _says(pattern: re.Pattern[str], text: str) -> bool:
+    """Whether a heading or lead-in says so; asked for every line under it, hence cached."""
+    return bool(text) and pattern.search(text) is not None
+
+
 # --- gates -----------------------------------------------------------------------------------------------
 
 
 def _gate_how(line: _Line, plain: str, lines: list[_Line], position: int) -> str | None:
+    if line.kind == "heading" and _has_criteria_under(islice(lines, position + 1, None)):
+        return "stage criteria"
+    if not V.GATE_HINT_RE.search(plain):
+        return None
     if V.GO_NO_GO_RE.search(plain) and not V.GO_NO_GO_LOGISTICS_RE.search(plain):
         return "go/no-go"
     if V.DECISION_RE.search(plain):
@@ -372,8 +388,6 @@ def _gate_how(line: _Line, plain: str, lines: list[_Line], position: int) -> str
         return "criteria trigger"
     if line.first and line.kind in ("item", "entry") and V.BRANCH_RE.match(plain.rstrip("*")):
         return "branch"
-    if line.kind == "heading" and _has_criteria_under(islice(lines, position + 1, None)):
-        return "stage criteria"
     if (line.kind == "heading" or _LEAD_IN_RE.match(line.text)) and V.ROLLBACK_LIST_RE.search(plain):
         return "rollback decision" if _list_follows(line, islice(lines, position + 1, position + 2)) else None
     return None
@@ -388,6 +402,8 @@ def _has_criteria_under(following) -> bool:
     for line in following:
         if line.kind == "heading":
             return False
+        if "riteria" not in line.text:
+            continue
         lead = _BOLD_LABEL_RE.match(line.text)
         if lead and V.CRITERIA_LABEL_RE.match(lead.group("label").strip()) and line.first:
             label = lead.group("label").strip().lower()
@@ -432,7 +448,7 @@ def _approval(line: _Line, plain: str, context: str) -> tuple[str, str] | None:
     blanks = V.SIGN_OFF_BLANKS_RE.match(plain)
     if blanks:
         return _role_name(blanks.group("role")), "sign-off line"
-    in_section = bool(V.APPROVAL_SECTION_RE.search(line.heading)) or bool(V.APPROVAL_SECTION_RE.search(line.label))
+    in_section = _says(V.APPROVAL_SECTION_RE, line.heading) or _says(V.APPROVAL_SECTION_RE, line.label)
     if line.kind == "heading" or not line.first:
         return None
     if V.NOT_APPROVAL_RE.search(plain):
@@ -471,6 +487,8 @@ def _role_name(text: str) -> str:
 
 def _times(plain: str, *, heading: bool) -> list[tuple[int, int | None, str, str]]:
     """Every relative time on a line: (offset, end offset or None, notation, the text read)."""
+    if not V.TIME_HINT_RE.search(plain):
+        return []
     found: list[tuple[int, int | None, str, str, int]] = []
     taken: list[tuple[int, int]] = []
 
@@ -576,8 +594,8 @@ def _t_minutes(match) -> tuple[int, str]:
 def _contact(line: _Line, plain: str, context: str) -> dict | None:
     if line.kind == "cell":
         return None  # read with its whole row (see _row)
-    in_section = bool(V.CONTACT_SECTION_RE.search(line.heading)) or bool(V.CONTACT_SECTION_RE.search(line.label))
-    channel = V.CHANNEL_RE.search(plain)
+    in_section = _says(V.CONTACT_SECTION_RE, line.heading) or _says(V.CONTACT_SECTION_RE, line.label)
+    channel = V.CHANNEL_RE.search(plain) if in_section else None
     how = None
     if in_section and line.first and line.kind in ("item", "entry", "cell") and channel:
         how = "contact list"
@@ -599,6 +617,7 @@ def _contact(line: _Line, plain: str, context: str) -> dict | None:
         level = int(level_match.group("level") or level_match.group("ordinal"))
     window = V.WINDOW_RE.search(plain)
     entry = {"line": line.number, "name": name, "role": "", "channel": "", "level": level, "text": plain, "how": how}
+    channel = channel or V.CHANNEL_RE.search(plain)
     if channel:
         entry["channel"] = channel.group().strip()
     if window and how in ("escalation level", "contact list"):
@@ -819,6 +838,8 @@ def _first_role(plain: str) -> str:
 
 
 def _collect_roles(line: _Line, plain: str, roles: _RoleCatalogue) -> None:
+    if not V.ROLE_HINT_RE.search(plain):
+        return
     text = V.PLACEHOLDER_RE.sub(" ", plain)
     labelled = _BOLD_LABEL_RE.match(line.text)
     if labelled and V.ROLE_LABEL_RE.match(labelled.group("label").strip()):

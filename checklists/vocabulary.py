@@ -34,6 +34,12 @@ DECISION_RE = re.compile(
     r"public\s+disclosure|disclosure)\b",
     re.IGNORECASE,
 )
+# Cheap test run first on every line: a line without one of these words holds no gate.
+GATE_HINT_RE = re.compile(
+    r"\b(?:go|decision|decide|hold|proceed|good\s+to|wait|criteria|threshold|trigger|condition|if|when|in\s+case|"
+    r"roll\s*back|rollback|abort|expand|promote|advance|continue)",
+    re.IGNORECASE,
+)
 # "If any of the crisis criteria are met …": a trigger that decides between plans.
 CRITERIA_TRIGGER_RE = re.compile(
     r"\bif\b[^.]{0,80}\b(?:criteria|thresholds?|triggers?|conditions?)\b[^.]{0,30}\b(?:are|is)\s+"
@@ -83,6 +89,12 @@ T_NOTATION_RE = re.compile(
     rf"(?![\w]|\.\d)|(?<![\w/])T\s*[-−–]?\s*0(?![\w.%])",
     re.IGNORECASE,
 )
+# Cheap test run first on every line: a line without one of these holds no relative time.
+TIME_HINT_RE = re.compile(
+    r"\b(?:T\s*[-+−–0-9\s]|day|week|wk|sprint|D[-+−–]\d|before|after|prior|post|following|ahead|into|first|second|"
+    r"third|fourth|fifth|sixth)|\(\s*~?\s*\d",
+    re.IGNORECASE,
+)
 T_PART_RE = re.compile(rf"({_NUM})\s*({_UNIT})?", re.IGNORECASE)
 # "Day -1", "Day 0", "Day 2-3", "Day 4+", "D-2", "D+1", "Week 1", "~Week 5 - 7", "week 12".
 DAY_WEEK_RE = re.compile(
@@ -121,6 +133,13 @@ ROLE_HEADS = {
     "on-call", "oncall", "sre", "sres", "qa", "devops", "ops", "support", "marketing", "security", "legal",
     "compliance", "cab", "noc", "secops", "champion", "facilitator", "scribe", "liaison", "sponsor", "specialist",
 }  # fmt: skip
+# Cheap test run first on every line: a line without one of these words names no role.
+ROLE_HINT_RE = re.compile(
+    r"\b(?:lead|manager|owner|engineer|team|officer|exec|pms?\b|attendee|chair|shadow|advis|stakeholder|admin|dba|"
+    r"architect|developer|director|commander|coordinator|approver|reviewer|tester|analyst|on-?call|sre|qa|ops|support|"
+    r"marketing|security|legal|compliance|cab|noc|champion|facilitator|scribe|liaison|sponsor|specialist|head|vp|chief)",
+    re.IGNORECASE,
+)
 # Functional names that are a role by themselves when written where a role is expected.
 ROLE_ALONE = {"qa", "sre", "dba", "devops", "ops", "support", "marketing", "security", "legal", "compliance", "cab",
               "noc", "secops", "stakeholders", "executives", "execs", "on-call", "oncall"}  # fmt: skip
