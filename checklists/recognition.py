@@ -311,6 +311,7 @@ def recognise(text: str, tokens, *, parsed_roles=(), parsed_fields=(), parsed_ga
     # Gate criteria: the criteria list under a stage heading that is a gate.
     _attach_criteria(found, lines)
     found.rollout_stages += _nginx_stages(code)
+    found.gates = _one_gate_per_decision(found.gates, lines)
     found.gates.sort(key=lambda g: g["line"])
     found.timeline.sort(key=lambda t: t["line"])
     found.fields.sort(key=lambda f: f["line"])
@@ -384,6 +385,8 @@ def _gate_how(line: _Line, plain: str, lines: list[_Line], position: int) -> str
         return "go/no-go"
     if V.DECISION_RE.search(plain):
         return "decision"
+    if V.TITLED_DECISION_RE.match(plain) and (line.kind == "heading" or _BOLD_LABEL_RE.match(line.text) or not line.boxed):
+        return "decision"
     if V.CRITERIA_TRIGGER_RE.search(plain):
         return "criteria trigger"
     if line.first and line.kind in ("item", "entry") and V.BRANCH_RE.match(plain.rstrip("*")):
@@ -391,6 +394,27 @@ def _gate_how(line: _Line, plain: str, lines: list[_Line], position: int) -> str
     if (line.kind == "heading" or _LEAD_IN_RE.match(line.text)) and V.ROLLBACK_LIST_RE.search(plain):
         return "rollback decision" if _list_follows(line, islice(lines, position + 1, position + 2)) else None
     return None
+
+
+def _one_gate_per_decision(gates: list[dict], lines: list[_Line]) -> list[dict]:
+    """A heading or lead-in naming a go/no-go whose section holds GO / NO-GO boxes is that same gate."""
+    by_number = {line.number: line for line in lines}
+    boxed_sections = set()
+    for gate in gates:
+        if gate["how"] == "GO / NO-GO boxes" and gate["line"] in by_number:
+            boxed_sections.update(by_number[gate["line"]].headings)
+    kept = []
+    for gate in gates:
+        line = by_number.get(gate["line"])
+        titled = line is not None and (line.kind == "heading" or _LEAD_IN_RE.match(line.text))
+        if (
+            titled
+            and gate["how"] in ("go/no-go", "decision")
+            and (line.heading in boxed_sections or (line.kind == "heading" and line.text in boxed_sections))
+        ):
+            continue
+        kept.append(gate)
+    return kept
 
 
 def _same_branch(previous: _Line, line: _Line) -> bool:
@@ -434,7 +458,19 @@ def _attach_criteria(found: Recognised, lines: list[_Line]) -> None:
             current = line.number
         elif current is not None and line.first and line.kind in ("item", "entry"):
             listed.setdefault(current, []).append(_plain(line.text))
+    by_number = {line.number: position for position, line in enumerate(lines)}
     for gate in found.gates:
+        position = by_number.get(gate["line"])
+        lead = _LEAD_IN_RE.match(lines[position].text) if position is not None else None
+        if lead and not gate["criteria"]:  # "Immediate rollback if:" over the reasons
+            label = lead.group("label").strip()
+            under = []
+            for line in islice(lines, position + 1, None):
+                if line.label != label or line.kind == "heading" or _LEAD_IN_RE.match(line.text):
+                    break
+                if line.first:
+                    under.append(_plain(line.text))
+            gate["criteria"] = "; ".join(under)
         if gate["how"] == "stage criteria" and not gate["criteria"]:
             gate["criteria"] = "; ".join(by_heading.get(gate["line"], []))
         elif gate["how"] in ("rollback decision", "decision") and not gate["criteria"] and gate["line"] in listed:
@@ -445,20 +481,27 @@ def _attach_criteria(found: Recognised, lines: list[_Line]) -> None:
 
 
 def _approval(line: _Line, plain: str, context: str) -> tuple[str, str] | None:
-    blanks = V.SIGN_OFF_BLANKS_RE.match(plain)
-    if blanks:
-        return _role_name(blanks.group("role")), "sign-off line"
     in_section = _says(V.APPROVAL_SECTION_RE, line.heading) or _says(V.APPROVAL_SECTION_RE, line.label)
-    if line.kind == "heading" or not line.first:
+    blanks = V.SIGN_OFF_BLANKS_RE.match(plain)
+    if not blanks and in_section:
+        named = V.BLANK_AFTER_NAME_RE.match(plain)
+        blanks = named if named and _looks_like_role(_role_name(named.group("role"))) else None
+    if blanks:
+        role = _role_name(blanks.group("role"))
+        return ("" if V.APPROVAL_LABEL_RE.match(role) else role), "sign-off line"
+    if line.kind == "heading" or not line.first or plain.rstrip("*").endswith(":"):
         return None
     if V.NOT_APPROVAL_RE.search(plain):
         return None
     match = V.APPROVAL_LINE_RE.search(plain)
-    if match:
-        return _approver(plain, match), "approval wording"
-    if in_section and line.kind in ("item", "entry", "cell") and not line.text.rstrip("*").endswith(":"):
-        return _approver(plain, None), "under an approvals heading"
-    return None
+    how = "approval wording" if match else "under an approvals heading"
+    if not match and not (in_section and line.kind in ("item", "entry", "cell")):
+        return None
+    role = _approver(plain, match)
+    if not role or V.APPROVAL_LABEL_RE.match(role) or role.lower() in {"all", "everyone", "get final", "get"}:
+        phrases = _role_phrases(plain, alone=True)
+        role = phrases[0] if phrases else ""
+    return role, how
 
 
 def _approver(plain: str, match) -> str:
@@ -601,7 +644,7 @@ def _contact(line: _Line, plain: str, context: str) -> dict | None:
         how = "contact list"
     elif in_section and line.first and line.kind in ("entry", "item") and V.WINDOW_RE.search(plain) and line.label == "":
         how = "escalation level"
-    elif line.kind != "heading" and V.CONTACT_LINE_RE.search(plain):
+    elif line.kind != "heading" and len(plain.split()) > 3 and V.CONTACT_LINE_RE.search(plain):
         how = "escalation wording"
     elif line.kind not in ("item", "heading") and V.ON_CALL_RE.search(plain):
         how = "on-call coverage"
@@ -644,7 +687,11 @@ def _thresholds(plain: str) -> list[dict]:
         written = _METRIC_BEFORE_RE.search(plain, max(0, match.start() - 64), match.start())
         if written is None:
             continue
-        metric = _TRAILING_VERB_RE.sub("", written.group("metric").strip(" -–—:*("))
+        metric = written.group("metric")
+        inside = metric.rsplit("(", 1)[1] if metric.count("(") > metric.count(")") else ""
+        if re.search(r"[A-Za-z]", inside):  # "Server resources (CPU < 70%": the metric is inside
+            metric = inside
+        metric = _TRAILING_VERB_RE.sub("", metric.strip(" -–—:*("))
         metric = re.split(r"[:;,]|\bif\b|\bwhen\b", metric)[-1].strip()
         if not V.METRIC_WORDS_RE.search(metric) or len(metric.split()) > 7:
             continue

@@ -29,7 +29,6 @@ DECISION_RE = re.compile(
     r"|\b(?:proceed|continue|go\s+ahead)\s+or\s+(?:roll\s*back|abort|stop|hold)\b"
     r"|\b(?:expand|promote|advance)\s+or\s+(?:hold|roll\s*back|pause)\b"
     r"|\bgood\s+to\s+(?:launch|go|proceed|deploy|release|ship)\b"  # "confirms … we are good to launch"
-    r"|\b(?:launch|release|deploy(?:ment)?|rollback|roll-back)\s+decision\b"
     r"|\bwait\s+for\s+(?:the\s+)?(?:clearance|approval|go-?ahead|green\s+light|sign-?off|authori[sz]ation|"
     r"public\s+disclosure|disclosure)\b",
     re.IGNORECASE,
@@ -40,6 +39,10 @@ GATE_HINT_RE = re.compile(
     r"roll\s*back|rollback|abort|expand|promote|advance|continue)",
     re.IGNORECASE,
 )
+# "Rollback decision", "Launch decision": a decision named as a title (a heading, a label, the start of a line);
+# inside a sentence ("Announce the rollback decision") it is a task about one.
+TITLED_DECISION_RE = re.compile(r"^(?:final\s+)?(?:launch|release|deploy(?:ment)?|rollback|roll-back|go-live)\s+decision\b",
+                                re.IGNORECASE)  # fmt: skip
 # "If any of the crisis criteria are met …": a trigger that decides between plans.
 CRITERIA_TRIGGER_RE = re.compile(
     r"\bif\b[^.]{0,80}\b(?:criteria|thresholds?|triggers?|conditions?)\b[^.]{0,30}\b(?:are|is)\s+"
@@ -66,15 +69,26 @@ APPROVAL_SECTION_RE = re.compile(r"\b(?:approvals?|sign[\s-]?offs?|signatures?|a
 # An approval written on one line: "QA team sign-off", "Product owner approval", "gives final approval",
 # "Release Team Lead approving merge", "**Radiology Lead**: Approved for launch", "has agreed to abide …".
 APPROVAL_LINE_RE = re.compile(
-    r"\b(?:sign[\s-]?off|signs?\s+off|signed\s+off|approvals?|approv(?:e|es|ed|ing)|authori[sz]es?|"
+    r"\b(?:sign[\s-]?off|signs?\s+off|signed\s+off|approvals?|approv(?:e|es|ing)|approved\s+(?:for|by)|authori[sz]es?|"
     r"clearance\s+from|has\s+agreed\s+to|agrees?\s+to\s+abide|review\s+process|confirm\s+with\s+\S+\s+that)\b",
     re.IGNORECASE,
 )
 # Words that use "approve" for something that is not a sign-off ("auto-approved", "approval rate").
-NOT_APPROVAL_RE = re.compile(r"\bapproval\s+(?:rate|denial|queue|workflow|api)\b|\bauto-?approv", re.IGNORECASE)
-# A sign-off line with blanks: "Engineering Manager: ____ Date: ____" (the role is the first label).
-SIGN_OFF_BLANKS_RE = re.compile(r"^(?P<role>[A-Za-z][\w /&().-]{1,60}?)\s*:?\s*_{3,}.*\b(?:date|signature|signed)\b",
-                                re.IGNORECASE)  # fmt: skip
+# "All approvals received" sums the approvals up; it is not one more.
+NOT_APPROVAL_RE = re.compile(
+    r"\bapproval\s+(?:rate|denial|queue|workflow|api)\b|\bauto-?approv|\ball\s+(?:required\s+)?(?:approvals|sign-?offs)\b",
+    re.IGNORECASE,
+)
+# A sign-off line with blanks: "Engineering Manager: ____ Date: ____" (the role is the first label, and the
+# date or signature has a blank of its own).
+SIGN_OFF_BLANKS_RE = re.compile(
+    r"^(?P<role>[A-Za-z][\w /&().-]{1,60}?)\s*:?\s*_{3,}.*\b(?:date|signature|signed|initials)\s*:?\s*_{3,}", re.IGNORECASE
+)
+# A role's name with a blank after it, under a sign-off heading: "QA Lead: ______".
+BLANK_AFTER_NAME_RE = re.compile(r"^(?P<role>[A-Za-z][\w /&().-]{1,60}?)\s*:?\s*_{3,}")
+# Labels that say "approval" rather than who gives it.
+APPROVAL_LABEL_RE = re.compile(r"^(?:final\s+)?(?:approved\s+by|approvals?|sign-?offs?|signatures?|signed|approver)$",
+                               re.IGNORECASE)  # fmt: skip
 # The person or role an approval is asked from: "clearance from X", "approved by X", "confirm with X".
 APPROVER_AFTER_RE = re.compile(r"\b(?:from|by|with)\s+(?:the\s+|our\s+)?(?P<who>[A-Z][\w-]*(?:\s+[A-Z][\w-]*){0,3})", re.UNICODE)
 
@@ -247,7 +261,7 @@ METRIC_WORDS_RE = re.compile(
     r"\b(?:rate|latency|time|p\d{2,3}|percentile|errors?|cpu|memory|mem|disk|usage|load|throughput|rps|qps|"
     r"availability|uptime|success|failures?|failed|timeouts?|lcp|inp|cls|fid|ttfb|apdex|saturation|utili[sz]ation|"
     r"queue|lag|drops?|crash(?:es)?|5xx|4xx|adoption|diff|tolerance|conversion|duration|slo|sli|budget|connections?|"
-    r"requests?|responses?)\b",
+    r"requests?|responses?|performance|degradation|complaints|tickets)\b",
     re.IGNORECASE,
 )
 SUSTAIN_RE = re.compile(r"\bfor\s+(?P<n>\d+)\s*(?P<unit>min(?:ute)?s?|m|hours?|h|seconds?|s)\b|\bsustained\b", re.IGNORECASE)
