@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from checklists.parsing import parse_runbook
+from checklists.parsing import RunbookImportError, parse_runbook
 
 RUNBOOKS = Path(__file__).resolve().parent / "runbooks"
 
@@ -202,3 +204,28 @@ def test_a_plain_duration_is_not_an_offset_and_a_stage_needs_traffic_words():
     result = parse_runbook("# R\n\n- [ ] Monitor for 48 hours\n- [ ] Enable GA (100%)\n- Feature adoption > 10%\n").found
     assert result["timeline"] == [] and result["rollout_stages"] == []
     assert [(t["metric"], t["value"]) for t in result["thresholds"]] == [("Feature adoption", 10)]
+
+
+_PIECES = st.sampled_from(
+    ["# T", "## P", "### Step", "- [ ] ", "1. [ ] ", "| a | b |", "|---|---|", "**Go/No-Go**:", "T-4h", "T-minus",
+     "Day -1", "(0-2 hours)", "< 1%", "> 99.9 %", "p95", "Stage 2 (5%)", "weight=5", "[Name]", "____", "Date:",
+     "sign-off", "Escalation", "1. On-call (0-15 min)", "<mark>x</mark>", "<!--", "```", "---", "âœ…", "\t", " ", "\n",
+     "If x:", "proceed if", "QA team", "Lead", "(", ")", ":", "#"]
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=8)), max_size=40))
+def test_recognition_never_fails_on_hostile_markdown(pieces):
+    text = "".join(pieces)
+    try:
+        runbook = parse_runbook(text)
+    except RunbookImportError:
+        return
+    total = text.replace("\r\n", "\n").replace("\r", "\n").count("\n") + 1  # as the importer reads lines
+    for kind, entries in runbook.found.items():
+        for entry in entries:
+            if kind == "roles":
+                assert all(1 <= line <= total for line in entry["lines"])
+            else:
+                assert 1 <= entry["line"] <= total
