@@ -265,7 +265,10 @@ def recognise(text: str, tokens, *, parsed_roles=(), parsed_fields=(), parsed_ga
                 roles.add(role, line.number, strong=True)
         # timeline
         if line.number not in timeline_lines:
-            times = _times(plain, heading=line.kind == "heading" or bool(_BOLD_LABEL_RE.match(line.text)))
+            titled = line.kind == "heading" or bool(_BOLD_LABEL_RE.match(line.text))
+            times = _times(plain, heading=titled)
+            if not times and start_minutes is not None and line.first and line.kind != "paragraph":
+                times = _clock_time(plain, start_minutes)
             if times:
                 first = times[0]
                 entry = {"line": line.number, "offset_minutes": first[0], "text": plain, "notation": first[2],
@@ -602,6 +605,21 @@ def _times(plain: str, *, heading: bool) -> list[tuple[int, int | None, str, str
 
 
 _DURATION_BEFORE_RE = re.compile(r"\b(?:for|within|over|during|lasting|takes?)\s+$", re.IGNORECASE)
+
+
+def _clock_time(plain: str, start_minutes: int) -> list[tuple[int, int | None, str, str]]:
+    """ "21:00 CET: switch DNS" with a stated start of 20:00 → +60 minutes."""
+    match = V.LEADING_CLOCK_RE.match(plain)
+    if not match or (match.group("m") is None and match.group("half") is None):
+        return []
+    hour, minute, half = int(match.group("h")), int(match.group("m") or 0), (match.group("half") or "").lower()[:1]
+    if minute > 59 or hour > (12 if half else 23) or (half and hour == 0):
+        return []
+    if half:
+        hour = hour % 12 + (12 if half == "p" else 0)
+    delta = hour * 60 + minute - start_minutes
+    delta += 1440 if delta < -720 else (-1440 if delta > 720 else 0)
+    return [(delta, None, "clock time (relative to the stated start)", match.group().strip(" *"))]
 
 
 def title_offset(title: str) -> int | None:

@@ -133,6 +133,9 @@ RELATIVE_PHRASE_RE = re.compile(
 # "First week of the release cycle", "second day of the rollout".
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "last": None}
 ORDINAL_PERIOD_RE = re.compile(r"\b(?P<ord>first|second|third|fourth|fifth|sixth)\s+(?P<unit>week|day)\s+of\b", re.IGNORECASE)
+# A clock time leading a heading, label or item ("21:00 CET", "9:30 AM ET"): relative to the start time the
+# runbook states, when it states one.
+LEADING_CLOCK_RE = re.compile(r"^\W{0,3}(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<half>[AaPp]\.?[Mm]\.?)?(?:\s+[A-Z]{2,5})?(?!\w)")
 # Ranges written between two T-offsets: "T-4h to T+28h", "T-1h – T+2h".
 RANGE_JOIN_RE = re.compile(r"^\s*(?:to|until|till|through|-|–|—|\.\.)\s*$", re.IGNORECASE)
 

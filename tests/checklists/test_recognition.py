@@ -229,3 +229,15 @@ def test_recognition_never_fails_on_hostile_markdown(pieces):
                 assert all(1 <= line <= total for line in entry["lines"])
             else:
                 assert 1 <= entry["line"] <= total
+
+
+def test_clock_times_are_relative_to_the_start_the_runbook_states():
+    text = (
+        "# Night cut-over\n\n**Start time:** 21:00 CET\n\n## Steps\n\n"
+        "### 20:30 CET: final checks\n\n- [ ] 22:15 CET: open traffic\n"
+    )
+    timeline = parse_runbook(text).found["timeline"]
+    assert [(t["line"], t["offset_minutes"], t["read"]) for t in timeline] == [(7, -30, "20:30 CET"), (9, 75, "22:15 CET")]
+    assert timeline[0]["notation"] == "clock time (relative to the stated start)"
+    # Without a stated start, a clock time is not an offset.
+    assert parse_runbook("# R\n\n- [ ] 22:15 CET: open traffic\n").found["timeline"] == []
