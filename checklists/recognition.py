@@ -455,12 +455,6 @@ def _attach_criteria(found: Recognised, lines: list[_Line]) -> None:
             continue
         if current is not None and line.label and V.CRITERIA_LABEL_RE.match(line.label):
             by_heading.setdefault(current, []).append(f"{line.label}: {_plain(line.text)}")
-    listed: dict[int, list[str]] = {}
-    for line in lines:
-        if line.kind == "heading":
-            current = line.number
-        elif current is not None and line.first and line.kind in ("item", "entry"):
-            listed.setdefault(current, []).append(_plain(line.text))
     by_number = {line.number: position for position, line in enumerate(lines)}
     for gate in found.gates:
         position = by_number.get(gate["line"])
@@ -476,15 +470,28 @@ def _attach_criteria(found: Recognised, lines: list[_Line]) -> None:
             gate["criteria"] = "; ".join(under)
         if gate["how"] == "stage criteria" and not gate["criteria"]:
             gate["criteria"] = "; ".join(by_heading.get(gate["line"], []))
-        elif gate["how"] in ("rollback decision", "decision") and not gate["criteria"] and gate["line"] in listed:
-            gate["criteria"] = "; ".join(listed[gate["line"]])
+        elif gate["how"] in ("rollback decision", "decision") and not gate["criteria"] and position is not None:
+            if lines[position].kind == "heading":  # "## Rollback decision" over the reasons
+                under = []
+                for line in islice(lines, position + 1, None):
+                    if line.kind == "heading":
+                        break
+                    if line.first and line.kind in ("item", "entry"):
+                        under.append(_plain(line.text))
+                gate["criteria"] = "; ".join(under)
 
 
 # --- approvals ---------------------------------------------------------------------------------------------
 
 
+_APPROVAL_HINTS = ("sign", "approv", "authori", "clearance", "agree", "review", "confirm with")
+
+
 def _approval(line: _Line, plain: str, context: str) -> tuple[str, str] | None:
     in_section = _says(V.APPROVAL_SECTION_RE, line.heading) or _says(V.APPROVAL_SECTION_RE, line.label)
+    lower = plain.lower()
+    if not in_section and "___" not in plain and not any(hint in lower for hint in _APPROVAL_HINTS):
+        return None
     blanks = V.SIGN_OFF_BLANKS_RE.match(plain)
     if not blanks and in_section:
         named = V.BLANK_AFTER_NAME_RE.match(plain)
@@ -652,10 +659,17 @@ def _t_minutes(match) -> tuple[int, str]:
 # --- contacts ----------------------------------------------------------------------------------------------------
 
 
+_CONTACT_HINTS = ("escalat", "reporting chain", "fallback", "unavailable", "emergency", "contact", "in case", "on call",
+                  "on-call", "oncall", "pager", "opsgenie")  # fmt: skip
+
+
 def _contact(line: _Line, plain: str, context: str) -> dict | None:
     if line.kind == "cell":
         return None  # read with its whole row (see _row)
     in_section = _says(V.CONTACT_SECTION_RE, line.heading) or _says(V.CONTACT_SECTION_RE, line.label)
+    lower = plain.lower()
+    if not in_section and not any(hint in lower for hint in _CONTACT_HINTS):
+        return None
     channel = V.CHANNEL_RE.search(plain) if in_section else None
     how = None
     if in_section and line.first and line.kind in ("item", "entry", "cell") and channel:
@@ -699,7 +713,15 @@ _TRAILING_VERB_RE = re.compile(r"\s+(?:stays?|remains?|is|are|must\s+(?:stay|be)
 _METRIC_BEFORE_RE = re.compile(r"(?P<metric>[A-Za-z][\w /().'-]{1,60}?)\s*$")
 
 
+_OPERATOR_HINT_RE = re.compile(r"[<>≤≥]|\b(?:under|below|above|over|than|least|most|exceed)\b", re.IGNORECASE)
+
+
 def _thresholds(plain: str) -> list[dict]:
+    if not any(char in plain for char in "<>≤≥") and not (
+        any(word in plain for word in ("nder", "elow", "bove", "ver", "than", "east", "ost", "xceed"))
+        and _OPERATOR_HINT_RE.search(plain)
+    ):
+        return []
     results = []
     for match in V.OP_VALUE_RE.finditer(plain):
         written = _METRIC_BEFORE_RE.search(plain, max(0, match.start() - 64), match.start())
@@ -747,7 +769,7 @@ def _threshold(metric: str, match, plain: str) -> dict:
 
 
 def _stage(line: _Line, plain: str) -> float | None:
-    if not line.first or (line.kind == "paragraph" and not _BOLD_LABEL_RE.match(line.text)):
+    if "%" not in plain or not line.first or (line.kind == "paragraph" and not _BOLD_LABEL_RE.match(line.text)):
         return None
     percent = V.PERCENT_RE.search(plain)
     if percent is None or not V.STAGE_WORDS_RE.search(plain):
@@ -804,6 +826,8 @@ def _nginx_stages(code: list[tuple[int, str, str]]) -> list[dict]:
 
 def _placeholder_fields(text: str) -> list[str]:
     """ "[Name]", "[Phone]", "<owner>", "Release Lead: @USERNAME", "[the PR](#)": each a field to fill in."""
+    if not any(mark in text for mark in "[<@") and not any(token in text for token in ("(at)", "TB", "XXX")):
+        return []
     masked = _CODE_SPAN_RE.sub(" ", text)
     labels = []
     for match in V.PLACEHOLDER_RE.finditer(masked):
