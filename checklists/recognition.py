@@ -86,6 +86,9 @@ def _front_matter_lines(text: str) -> int:
     return match.group().count("\n") + (0 if match.group().endswith("\n") else 1) if match else 0
 
 
+_PASSING_TOKENS = frozenset({"paragraph_open", "paragraph_close", "list_item_close", "hr", "html_block"})
+
+
 def _lines(tokens, skip_until: int) -> tuple[list[_Line], list[tuple[int, str, str]]]:
     """Inline content line by line with its container, and the code blocks (line, info, code)."""
     lines: list[_Line] = []
@@ -104,7 +107,9 @@ def _lines(tokens, skip_until: int) -> tuple[list[_Line], list[tuple[int, str, s
     header: tuple[str, ...] = ()
     for token in tokens:
         kind = token.type
-        if token.map and token.map[0] < skip_until:
+        if kind in _PASSING_TOKENS:  # most of a document; nothing to track
+            continue
+        if skip_until and token.map and token.map[0] < skip_until:
             continue
         if kind == "list_item_open":
             ordinal = int(token.info) if token.info.isdigit() else None
@@ -116,8 +121,6 @@ def _lines(tokens, skip_until: int) -> tuple[list[_Line], list[tuple[int, str, s
             list_depth += 1
         elif kind in ("bullet_list_close", "ordered_list_close"):
             list_depth -= 1
-            if label_depth >= list_depth and list_depth == 0:
-                pass
         elif kind == "heading_open":
             container, heading_level = "heading", int(token.tag[1])
         elif kind == "heading_close":
