@@ -223,7 +223,8 @@ def recognise(text: str, tokens, *, parsed_roles=(), parsed_fields=(), parsed_ga
     for line, label in parsed_gates:
         found.gates.append({"line": line, "text": label, "criteria": "", "how": "GO / NO-GO boxes"})
         gate_lines.add(line)
-    field_lines: set[int] = set()
+    field_lines: set[int] = set()  # lines with a blank the parser read: its field says it all
+    placeholders: set[tuple[int, str]] = set()
     for label, line in parsed_fields:
         found.fields.append({"line": line, "label": label, "how": "blank"})
         field_lines.add(line)
@@ -310,8 +311,9 @@ def recognise(text: str, tokens, *, parsed_roles=(), parsed_fields=(), parsed_ga
         if line.number not in field_lines:
             labels = _placeholder_fields(line.text) or [_empty_value(line, lines[position + 1 : position + 2])]
             for label in filter(None, labels):
-                found.fields.append({"line": line.number, "label": label, "how": "placeholder"})
-                field_lines.add(line.number)
+                if (line.number, label) not in placeholders:  # a table row's cells are separate lines
+                    found.fields.append({"line": line.number, "label": label, "how": "placeholder"})
+                    placeholders.add((line.number, label))
         # roles
         _collect_roles(line, plain, roles)
     # Gate criteria: the criteria list under a stage heading that is a gate.
@@ -327,7 +329,8 @@ def recognise(text: str, tokens, *, parsed_roles=(), parsed_fields=(), parsed_ga
 
 _STAGE_COLUMN_RE = re.compile(r"traffic|weight|percent|share|exposure|%|users", re.IGNORECASE)
 _HOLD_COLUMN_RE = re.compile(r"hold|duration|bake|soak|wait|observe", re.IGNORECASE)
-_LEVEL_COLUMN_RE = re.compile(r"^(?:level|tier|step|order|#)$", re.IGNORECASE)
+_LEVEL_COLUMN_RE = re.compile(r"^(?:level|tier|step|order|#|escalation(?:\s+level)?)$", re.IGNORECASE)
+_LEVEL_CELL_RE = re.compile(r"^(?:L|level\s*|tier\s*|T)?(\d{1,2})\b", re.IGNORECASE)
 _WHO_COLUMN_RE = re.compile(r"who|name|contact|person|role|owner|escalate", re.IGNORECASE)
 _CHANNEL_COLUMN_RE = re.compile(r"reach|channel|how|method|phone|slack|pager|email|via", re.IGNORECASE)
 _WINDOW_COLUMN_RE = re.compile(r"window|time|after|when|sla|response", re.IGNORECASE)
@@ -359,7 +362,8 @@ def _row(line: _Line, plain: str, found: Recognised, roles: _RoleCatalogue) -> N
             index = _column(line.header, pattern)
             return cells[index] if index is not None and index < len(cells) else ""
 
-        level_text = cell(_LEVEL_COLUMN_RE)
+        level_cell = _LEVEL_CELL_RE.match(cell(_LEVEL_COLUMN_RE))
+        level_text = level_cell.group(1) if level_cell else ""
         who = cell(_WHO_COLUMN_RE)
         window = V.WINDOW_RE.search(cell(_WINDOW_COLUMN_RE) or plain)
         entry = {"line": line.number, "name": who, "role": who if _looks_like_role(who) else "",
@@ -569,8 +573,8 @@ def _times(plain: str, *, heading: bool) -> list[tuple[int, int | None, str, str
         merged.append(entry)
     found = merged
     for match in V.DAY_WEEK_RE.finditer(plain):
-        if not free(*match.span()):
-            continue
+        if not free(*match.span()) or _DURATION_BEFORE_RE.search(plain, 0, match.start()):
+            continue  # "runs 24/7 for Week 1" is a period, not a start
         if match.group("dunit"):
             sign = -1 if match.group("dsign") != "+" else 1
             n = sign * int(match.group("dn"))

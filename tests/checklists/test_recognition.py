@@ -241,3 +241,28 @@ def test_clock_times_are_relative_to_the_start_the_runbook_states():
     assert timeline[0]["notation"] == "clock time (relative to the stated start)"
     # Without a stated start, a clock time is not an offset.
     assert parse_runbook("# R\n\n- [ ] 22:15 CET: open traffic\n").found["timeline"] == []
+
+
+# --- a go-live template: contacts table with levels, bold time labels, proceed-if, rollback list --------
+
+
+def test_golive_template():
+    result = found("golive-template.md")
+    assert [(g["line"], g["criteria"]) for g in result["gates"]] == [
+        (30, "conversion error count is 0"),
+        (35, "Medication orders failing for more than 15 minutes; Error rate > 5%"),
+    ]
+    assert [(a["line"], a["role"]) for a in result["approvals"]] == [(21, "Radiology Lead"), (22, "Pharmacy Lead")]
+    assert [(t["line"], t["offset_minutes"]) for t in result["timeline"]] == [
+        (11, -4320), (13, -4320), (17, -1440), (26, -240), (28, -240), (31, 0),
+    ]  # fmt: skip
+    assert [(c["line"], c["level"], c["name"]) for c in result["contacts"][:3]] == [
+        (7, 1, "Go-Live Commander"), (8, 2, "Clinical Lead"), (9, 3, "CIO"),
+    ]  # fmt: skip
+    assert [(t["line"], t["op"], t["value"], t["unit"]) for t in result["thresholds"]] == [
+        (23, "<", 0.5, "%"), (24, "<", 2, "min"), (37, ">", 5, "%"),
+    ]  # fmt: skip
+    assert [(f["line"], f["label"]) for f in result["fields"]] == [
+        (7, "Name"), (7, "Phone"), (8, "Name"), (8, "Phone"), (9, "Name"), (9, "Phone"),
+    ]  # fmt: skip
+    assert not any(role["name"] in ("Name", "Phone") for role in result["roles"])
