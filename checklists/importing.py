@@ -39,6 +39,7 @@ from checklists.parsing import (
     parse_runbook,
     reading_order,
 )
+from checklists.recognition import understood_lines
 from checklists.rendering import render_markdown
 
 __all__ = ["ImportOutcome", "RunbookImportError", "export_markdown", "import_runbook", "version_to_parsed"]
@@ -55,6 +56,7 @@ class ImportOutcome:
     def summary(self) -> dict:
         counts = self.parsed.counts()
         counts["found"] = self.parsed.found
+        counts["understood"] = understood_lines(self.parsed.found)
         if self.placement:
             counts["placement"] = self.placement
         if self.version is not None:
