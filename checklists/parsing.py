@@ -73,6 +73,15 @@ Timeline
     T-notation gives offsets directly (T-24h, T+5 = five minutes); clock times are
     relative to a start time stated in a description ("**Time**: 10:00 AM EST").
 
+Meaning
+    Mojibake (UTF-8 once read as Windows-1252: "âœ…", "ðŸš€") is repaired with ftfy before
+    parsing, line by line and only where a tell-tale pair shows. After assembly,
+    ``checklists.recognition`` reads the same token stream for gates, approvals, relative
+    times, roles, contacts, thresholds, rollout stages and placeholder fields wherever they are
+    written, and ``ParsedRunbook.found`` holds what it found, each with its source line. A
+    step whose heading states a relative time ("(T-24h)", "Day -1", "Week 2") and that has no
+    planned start of its own or from the timeline starts then.
+
 Roles
     The catalogue collects, de-duplicated case-insensitively in order of appearance:
     step roles, "Attendees:" lists, timeline owner columns, sign-off lines (a field
