@@ -28,9 +28,16 @@ class RunbookUploadForm(forms.Form):
         queryset=Runbook.objects.order_by("name"),
         required=False,
         label="Add it as a new version of",
-        empty_label="the runbook with the same title (or a new runbook)",
+        empty_label="the runbook with the same title and structure (or a new runbook)",
     )
+    as_new = forms.BooleanField(required=False, label="Import as a new runbook, even if one has the same title")
     dry_run = forms.BooleanField(required=False, label="Only check the file: show what it holds, save nothing")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("as_new") and cleaned.get("runbook"):
+            raise forms.ValidationError("Choose a runbook to add a version to, or “new runbook”, not both.")
+        return cleaned
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

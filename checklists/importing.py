@@ -7,10 +7,11 @@ import is one transaction: it either stores the whole version or nothing.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 
 from checklists.models import (
@@ -38,6 +39,7 @@ from checklists.parsing import (
     parse_runbook,
     reading_order,
 )
+from checklists.recognition import understood_lines
 from checklists.rendering import render_markdown
 
 __all__ = ["ImportOutcome", "RunbookImportError", "export_markdown", "import_runbook", "version_to_parsed"]
@@ -48,36 +50,61 @@ class ImportOutcome:
     parsed: ParsedRunbook
     version: RunbookVersion | None  # None for a dry run
     created_runbook: bool = False
+    # Why the file became a new runbook or a version of an existing one, said to the person importing.
+    placement: str = ""
 
     def summary(self) -> dict:
         counts = self.parsed.counts()
+        counts["found"] = self.parsed.found
+        counts["understood"] = understood_lines(self.parsed.found)
+        if self.placement:
+            counts["placement"] = self.placement
         if self.version is not None:
             counts.update(runbook_id=self.version.runbook_id, version_id=self.version.pk, version=self.version.number)
         return counts
 
 
+SAME_STRUCTURE = 0.5  # share of phase and step titles two versions of one runbook have in common, at least
+
+
 def import_runbook(
-    data: bytes | str, *, filename: str = "", user=None, runbook: Runbook | None = None, dry_run: bool = False
+    data: bytes | str,
+    *,
+    filename: str = "",
+    user=None,
+    runbook: Runbook | None = None,
+    dry_run: bool = False,
+    as_new: bool = False,
 ) -> ImportOutcome:
     """Parse and store a runbook. Importing into an existing runbook adds a version.
 
-    Without ``runbook``, a runbook with the same name as the document's title gets
-    the new version, so importing the same file twice gives v1 and v2, not two
-    runbooks. Raises RunbookImportError with a message for the person uploading.
+    ``runbook`` (the user's choice) gets the version; ``as_new`` always makes a new runbook.
+    Otherwise a runbook with the same name gets the version only when it is the same runbook:
+    the same file again, or at least half of its phase and step titles in common with its
+    latest version. A different runbook that happens to share a title ("Production
+    Deployment Checklist") becomes a runbook of its own, and the outcome says why.
+    Raises RunbookImportError with a message for the person uploading.
     """
     raw = data.encode() if isinstance(data, str) else data
     parsed = parse_runbook(raw, max_bytes=settings.RUNBOOK_MAX_BYTES)
+    sha256 = hashlib.sha256(raw).hexdigest()
     if dry_run:
-        return ImportOutcome(parsed=parsed, version=None)
+        try:
+            placement = "a new runbook (as chosen)" if as_new else _place(parsed, sha256, runbook)[1]
+        except DatabaseError:  # a dry run reads the file; it does not need a migrated database
+            placement = ""
+        return ImportOutcome(parsed=parsed, version=None, placement=placement)
     with transaction.atomic():
         created = False
-        if runbook is None:
-            runbook = Runbook.objects.select_for_update().filter(name=parsed.title[:300]).first()
+        placement = "a new runbook (as chosen)" if as_new else ""
+        if runbook is None and not as_new:
+            runbook, placement = _place(parsed, sha256, None, lock=True)
         if runbook is None:
             runbook = Runbook.objects.create(name=parsed.title[:300], created_by=user)
             created = True
         else:
             runbook = Runbook.objects.select_for_update().get(pk=runbook.pk)
+            placement = placement or f"a new version of “{runbook.name}” (as chosen)"
         number = (runbook.versions.aggregate(n=Max("number"))["n"] or 0) + 1
         version = RunbookVersion.objects.create(
             runbook=runbook,
@@ -85,11 +112,53 @@ def import_runbook(
             title=parsed.title[:300],
             description=parsed.description,
             source_filename=filename[:255],
-            source_sha256=hashlib.sha256(raw).hexdigest(),
+            source_sha256=sha256,
             created_by=user,
+            recognised=parsed.found,
         )
         _store(version, parsed)
-    return ImportOutcome(parsed=parsed, version=version, created_runbook=created)
+    return ImportOutcome(parsed=parsed, version=version, created_runbook=created, placement=placement)
+
+
+def _structure_titles(titles) -> set[str]:
+    return {" ".join(sorted(words)) for words in map(_title_words, titles) if words}
+
+
+def _title_words(title: str) -> frozenset[str]:
+    text = re.sub(r"^\s*(?:step|phase|stage)?\s*[\d.]+[:.)]?\s*", "", title.lower())
+    return frozenset(re.findall(r"[^\W\d_]+", text))
+
+
+def _place(parsed: ParsedRunbook, sha256: str, chosen: Runbook | None, *, lock: bool = False) -> tuple[Runbook | None, str]:
+    """Which runbook the file belongs to, and the reason in words (see import_runbook)."""
+    if chosen is not None:
+        return chosen, f"a new version of “{chosen.name}” (as chosen)"
+    candidates = Runbook.objects.filter(name=parsed.title[:300]).order_by("pk")
+    if lock:
+        candidates = candidates.select_for_update()
+    mine = _structure_titles([p.title for p in parsed.phases] + [s.title for s in parsed.steps()])
+    best, best_share = None, 0.0
+    for candidate in candidates:
+        latest = candidate.versions.order_by("-number").first()
+        if latest is None:
+            continue
+        if latest.source_sha256 == sha256:
+            return candidate, f"a new version of “{candidate.name}” (the same file was imported before)"
+        theirs = _structure_titles(
+            list(latest.phases.values_list("title", flat=True))
+            + list(TemplateStep.objects.filter(phase__version=latest).values_list("title", flat=True))
+        )
+        share = len(mine & theirs) / len(mine | theirs) if mine | theirs else 1.0
+        if share > best_share:
+            best, best_share = candidate, share
+    if best is not None and best_share >= SAME_STRUCTURE:
+        return best, f"a new version of “{best.name}” ({best_share:.0%} of its phase and step titles are the same)"
+    if candidates.exists():
+        return None, (
+            f"a new runbook: a runbook named “{parsed.title[:300]}” exists, but its structure differs "
+            f"({best_share:.0%} of phase and step titles in common), so it is not taken to be the same runbook"
+        )
+    return None, "a new runbook"
 
 
 def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
@@ -104,27 +173,42 @@ def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
     def role_for(name: str | None) -> TemplateRole | None:
         return roles.get(name.strip().casefold()) if name else None
 
-    for p_index, parsed_phase in enumerate(parsed.phases):
-        phase = TemplatePhase.objects.create(
-            version=version, position=p_index, title=parsed_phase.title[:500], description=parsed_phase.description
+    # A whole version in a few statements: phases, then steps, then items one tree level at a time
+    # across all steps (children need their parent's id), then code blocks.
+    phases = TemplatePhase.objects.bulk_create(
+        TemplatePhase(version=version, position=p_index, title=p.title[:500], description=p.description)
+        for p_index, p in enumerate(parsed.phases)
+    )
+    pairs = [(phase, s_index, parsed_step) for phase, p in zip(phases, parsed.phases, strict=True)
+             for s_index, parsed_step in enumerate(p.steps)]  # fmt: skip
+    steps = TemplateStep.objects.bulk_create(
+        TemplateStep(
+            phase=phase,
+            position=s_index,
+            title=parsed_step.title[:500],
+            number=(parsed_step.number or "")[:40],
+            description=parsed_step.description,
+            role=role_for(parsed_step.role),
+            offset_minutes=parsed_step.offset_minutes,
+            duration_min_minutes=parsed_step.duration_min_minutes,
+            duration_max_minutes=parsed_step.duration_max_minutes,
+            is_gate=bool(parsed_step.gates),
+            section=(parsed_step.section or "")[:500],
+            implicit=parsed_step.implicit,
         )
-        for s_index, parsed_step in enumerate(parsed_phase.steps):
-            step = TemplateStep.objects.create(
-                phase=phase,
-                position=s_index,
-                title=parsed_step.title[:500],
-                number=(parsed_step.number or "")[:40],
-                description=parsed_step.description,
-                role=role_for(parsed_step.role),
-                offset_minutes=parsed_step.offset_minutes,
-                duration_min_minutes=parsed_step.duration_min_minutes,
-                duration_max_minutes=parsed_step.duration_max_minutes,
-                is_gate=bool(parsed_step.gates),
-                section=(parsed_step.section or "")[:500],
-                implicit=parsed_step.implicit,
-            )
-            _store_step_content(step, parsed_step)
-            _apply_action_block(step, parsed_step)
+        for phase, s_index, parsed_step in pairs
+    )
+    levels: list[list[tuple[TemplateItem, TemplateItem | None]]] = []
+    code_blocks: list[TemplateCodeBlock] = []
+    for step, (_phase, _s_index, parsed_step) in zip(steps, pairs, strict=True):
+        _store_step_content(step, parsed_step, levels, code_blocks)
+    for level in levels:
+        for row, parent in level:
+            row.parent = parent
+        TemplateItem.objects.bulk_create([row for row, _parent in level], batch_size=2000)
+    TemplateCodeBlock.objects.bulk_create(code_blocks, batch_size=2000)
+    for step, (_phase, _s_index, parsed_step) in zip(steps, pairs, strict=True):
+        _apply_action_block(step, parsed_step)
     TemplateTimelineEntry.objects.bulk_create(
         TemplateTimelineEntry(
             version=version,
@@ -140,14 +224,20 @@ def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
     )
 
 
-def _store_step_content(step: TemplateStep, parsed_step: ParsedStep) -> None:
+def _store_step_content(
+    step: TemplateStep,
+    parsed_step: ParsedStep,
+    levels: list[list[tuple[TemplateItem, TemplateItem | None]]],
+    code_blocks: list[TemplateCodeBlock],
+) -> None:
     """Items, fields, choices, gates and code blocks share one position sequence in reading order.
 
     That is the order render_markdown writes a step in (parsing.reading_order), so the war
     room reads like the runbook and an export puts everything back where it was. A fill-in
     written on a checkbox line (``on_item``) follows that checkbox's tree and is flagged, so
     the export writes it once, with the checkbox text, and not again on a line of its own.
-    Rows are inserted one tree level at a time: children need their parent's id.
+    Rows are collected into ``levels`` (one list per tree depth) and ``code_blocks``, which the
+    caller inserts for all steps at once, one tree level at a time: children need their parent's id.
     """
     order = reading_order(parsed_step.items)
     entries: list[tuple[tuple[int, int, int], int, object]] = [
@@ -159,8 +249,6 @@ def _store_step_content(step: TemplateStep, parsed_step: ParsedStep) -> None:
         entries += [(order(e.line, getattr(e, "on_item", False)), kind_order, e) for e in elements]
     entries.sort(key=lambda entry: entry[:2])
 
-    levels: list[list[tuple[TemplateItem, TemplateItem | None]]] = []
-    code_blocks: list[TemplateCodeBlock] = []
     position = 0
 
     def add(row: TemplateItem, parent: TemplateItem | None = None, depth: int = 0) -> TemplateItem:
@@ -207,11 +295,6 @@ def _store_step_content(step: TemplateStep, parsed_step: ParsedStep) -> None:
             assert isinstance(entry, ParsedCodeBlock)
             code_blocks.append(TemplateCodeBlock(step=step, position=position, info=entry.info[:100], code=entry.code))
             position += 1
-    for level in levels:
-        for row, parent in level:
-            row.parent = parent
-        TemplateItem.objects.bulk_create([row for row, _parent in level])
-    TemplateCodeBlock.objects.bulk_create(code_blocks)
 
 
 ACTION_FENCE = "warroom"

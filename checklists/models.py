@@ -50,6 +50,9 @@ class RunbookVersion(models.Model):
     description = models.TextField(blank=True)
     source_filename = models.CharField(max_length=255, blank=True)
     source_sha256 = models.CharField(max_length=64, blank=True)
+    # What the importer recognised in the source, kind by kind with source lines (gates, approvals,
+    # timeline, roles and their merges, contacts, thresholds, rollout stages, fields, repairs).
+    recognised = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
 

@@ -73,6 +73,15 @@ Timeline
     T-notation gives offsets directly (T-24h, T+5 = five minutes); clock times are
     relative to a start time stated in a description ("**Time**: 10:00 AM EST").
 
+Meaning
+    Mojibake (UTF-8 once read as Windows-1252: "âœ…", "ðŸš€") is repaired with ftfy before
+    parsing, line by line and only where a tell-tale pair shows. After assembly,
+    ``checklists.recognition`` reads the same token stream for gates, approvals, relative
+    times, roles, contacts, thresholds, rollout stages and placeholder fields wherever they are
+    written, and ``ParsedRunbook.found`` holds what it found, each with its source line. A
+    step whose heading states a relative time ("(T-24h)", "Day -1", "Week 2") and that has no
+    planned start of its own or from the timeline starts then.
+
 Roles
     The catalogue collects, de-duplicated case-insensitively in order of appearance:
     step roles, "Attendees:" lists, timeline owner columns, sign-off lines (a field
@@ -89,8 +98,12 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import ftfy
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
+
+from checklists.recognition import recognise, title_offset
+from checklists.vocabulary import MOJIBAKE_HINT_RE
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -235,6 +248,9 @@ class ParsedRunbook:
     phases: list[ParsedPhase]
     roles: list[str]
     timeline: list[ParsedTimelineEntry]
+    # What recognition read from the source (checklists.recognition): gates, approvals, times, roles…
+    # with their source lines. Not compared: a rendered runbook has other line numbers.
+    found: dict = field(default_factory=dict, compare=False, repr=False)
 
     def steps(self) -> Iterator[ParsedStep]:
         for phase in self.phases:
@@ -1252,6 +1268,7 @@ class _Assembler:
                 "of lists or quotes).",
                 deepest.map[0] + 1 if deepest.map else None,
             )
+        self.tokens = tokens
         self.blocks = SyntaxTreeNode(tokens).children
         self.timeline: list[ParsedTimelineEntry] = []
         self.role_mentions: list[str] = []
@@ -1375,6 +1392,10 @@ class _Assembler:
             entry.offset_minutes = _label_offset(entry.label, self.start_minutes)
         runbook.timeline = self.timeline
         _match_timeline(list(runbook.steps()), self.timeline)
+        for step in runbook.steps():
+            # "### Pre-flight checks (T-24h)", "### Day -1: freeze": the heading says when the step starts.
+            if step.offset_minutes is None:
+                step.offset_minutes = title_offset(step.title)
         seen: set[str] = set()
         for name in self.role_mentions:
             key = name.casefold()
@@ -1450,17 +1471,53 @@ def _match_timeline(steps: list[ParsedStep], timeline: list[ParsedTimelineEntry]
 
 def parse_runbook(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedRunbook:
     """Parse an uploaded runbook. Raises RunbookImportError (never anything else) for bad input."""
-    text = _decode(data, max_bytes)
+    text, repairs = _repair_mojibake(_decode(data, max_bytes))
     # A megabyte of Markdown becomes ~10^5 tokens and tree nodes (with parent cycles). Left on,
     # the cyclic garbage collector rescans that growing graph over and over, which makes large
     # imports superlinear (1 MB: 3 s instead of 1.4 s; 4 MB: 12 s instead of 4.5 s).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Assembler(text).assemble()
+        assembler = _Assembler(text)
+        runbook = assembler.assemble()
+        runbook.found = _recognise(text, assembler, runbook, repairs)
+        return runbook
     finally:
         if collecting:
             gc.enable()
+
+
+def _repair_mojibake(text: str) -> tuple[str, list[dict]]:
+    """UTF-8 that was once read as Windows-1252 ("âœ…", "ðŸš€") put right by ftfy, line by line.
+
+    Only lines showing a tell-tale pair are handed to ftfy, so clean files cost one regex scan.
+    """
+    if not MOJIBAKE_HINT_RE.search(text):
+        return text, []
+    lines = text.split("\n")
+    repairs = []
+    for index, line in enumerate(lines):
+        if MOJIBAKE_HINT_RE.search(line):
+            fixed = ftfy.fix_text(line, normalization=None, fix_line_breaks=False, uncurl_quotes=False)
+            if fixed != line:
+                lines[index] = fixed
+                repairs.append({"line": index + 1, "was": line.strip()[:200], "now": fixed.strip()[:200]})
+    return "\n".join(lines), repairs
+
+
+def _recognise(text: str, assembler: _Assembler, runbook: ParsedRunbook, repairs: list[dict]) -> dict:
+    steps = list(runbook.steps())
+    found = recognise(
+        text,
+        assembler.tokens,
+        parsed_roles=[(name, 0) for name in runbook.roles],
+        parsed_fields=[(f.label, f.line) for step in steps for f in step.fields],
+        parsed_gates=[(g.line, g.label) for step in steps for g in step.gates],
+        parsed_timeline=runbook.timeline,
+        start_minutes=assembler.start_minutes,
+    )
+    found.repairs = repairs
+    return found.as_dict()
 
 
 # --- synthetic runbooks for benchmarks ------------------------------------------------------

@@ -39,6 +39,7 @@ from checklists.forms import (
 )
 from checklists.importing import RunbookImportError, export_markdown, import_runbook
 from checklists.models import ItemKind, Runbook, RunbookVersion, TemplateItem, TemplatePhase, TemplateStep
+from checklists.recognition import understood_lines
 
 VERSION_TEMPLATE = "checklists/version.html"
 
@@ -135,21 +136,29 @@ def runbook_import(request):
                 user=request.user,
                 runbook=form.cleaned_data["runbook"],
                 dry_run=form.cleaned_data["dry_run"],
+                as_new=form.cleaned_data["as_new"],
             )
         except RunbookImportError as error:
             form.add_error("file", str(error))
         else:
             if outcome.version is None:
                 preview = outcome.parsed.counts()
+                preview.update(
+                    found=outcome.parsed.found,
+                    understood=understood_lines(outcome.parsed.found),
+                    placement=outcome.placement,
+                )
             else:
                 version = outcome.version
                 counts = outcome.parsed.counts()
                 what = "a new runbook" if outcome.created_runbook else f"version {version.number} of “{version.runbook.name}”"
+                if outcome.placement and outcome.placement not in ("a new runbook",):
+                    what += f" — {outcome.placement}"
                 messages.success(
                     request,
                     f"Imported {upload.name} as {what}: {counts['phases']} phases, {counts['steps']} steps, "
                     f"{counts['items']} checklist items, {counts['fields']} fields, {counts['choices']} choices, "
-                    f"{counts['gates']} go/no-go gates.",
+                    f"{counts['gates']} go/no-go gates. Understood: " + "; ".join(understood_lines(outcome.parsed.found)),
                 )
                 return redirect("checklists:version", version.pk)
     status = 400 if form.errors else 200

@@ -44,8 +44,12 @@ def test_import_json_output_is_one_json_object_on_one_line():
     output = run("import_runbook", str(EXPENSE), "--json", "--dry-run")
     assert output.count("\n") == 1
     summary = json.loads(output)
-    assert list(summary) == COUNT_KEYS
+    assert list(summary) == [*COUNT_KEYS, "found", "understood", "placement"]
     assert summary["gates"] == 2 and "Product Owner" in summary["roles"]
+    kinds = ["gates", "approvals", "timeline", "roles", "contacts", "thresholds", "rollout_stages", "fields"]
+    assert all(kind in summary["found"] for kind in kinds)
+    assert any(line.startswith("6 go/no-go gates and decision points") for line in summary["understood"])
+    assert "roles merged: QA team, QA, QA Team → QA Lead" in summary["understood"]
 
 
 def test_dry_run_stores_nothing():

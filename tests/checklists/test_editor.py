@@ -733,6 +733,22 @@ def test_runbook_page_lists_versions(version, reader):
     assert TemplatePhase.objects.filter(version__runbook=version.runbook).count() == 4
 
 
+def test_upload_preview_says_what_was_understood(editor):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = (Path(__file__).resolve().parent / "runbooks" / "release-numbered.md").read_bytes()
+    response = client_for(editor).post(
+        reverse("checklists:import"), {"file": SimpleUploadedFile("release.md", data), "dry_run": "on"}
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "What was understood" in html
+    assert "5 required approvals" in html and "T-minus N" in html and "Day N" in html
+    assert "roles merged: QA, QA team → QA Lead" in html
+    assert "It would be imported as a new runbook." in html
+    assert not RunbookVersion.objects.exists()
+
+
 # --- the audit log of template edits -------------------------------------------------------------
 
 

@@ -254,9 +254,12 @@ def test_deep_nesting():
 
 def test_emoji_and_mojibake_in_headings():
     runbook = parse_runbook("# 🚀 Release “Día” Ã©tÃ©\n\n## Phase âœ… one\n\n### Step 1: Ship 📦\n\n- [ ] go\n".encode())
-    assert runbook.title == "🚀 Release “Día” Ã©tÃ©"
-    assert runbook.phases[0].title == "Phase âœ… one"
+    # Mojibake is repaired (and reported); real emoji, accents and curly quotes are left alone.
+    assert runbook.title == "🚀 Release “Día” été"
+    assert runbook.phases[0].title == "Phase ✅ one"
     assert next(runbook.steps()).title == "Step 1: Ship 📦"
+    assert [repair["line"] for repair in runbook.found["repairs"]] == [1, 3]
+    assert runbook.found["repairs"][1] == {"line": 3, "was": "## Phase âœ… one", "now": "## Phase ✅ one"}
 
 
 def test_numbered_checkboxes():

@@ -35,7 +35,8 @@ def structure(value):
     if hasattr(value, "__dataclass_fields__"):
         value = asdict(value)
     if isinstance(value, dict):
-        return {key: structure(item) for key, item in value.items() if key != "line"}
+        # "found" is what recognition read at source lines; it is checked by the recognition tests.
+        return {key: structure(item) for key, item in value.items() if key not in ("line", "found")}
     if isinstance(value, list):
         return [structure(item) for item in value]
     return value
