@@ -6,6 +6,7 @@ import importlib
 import re
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from axes.models import AccessAttempt
@@ -187,3 +188,12 @@ def test_demo_health_needs_the_demo_leads_csrf_checked_post(crew, demo_on):
     # The lead of a deployment that is not the demo's may not press it either.
     plan.gates.update(source_config={"url": "http://prometheus:9090"})
     assert lead.post("/demo/health", form).status_code == 404
+
+
+def test_no_template_or_script_needs_inline_code_the_policy_would_refuse():
+    base = Path(__file__).resolve().parents[2]
+    inline = re.compile(r"<script(?![^>]*\bsrc=)|<style|\son[a-z]+=|\sstyle=|hx-on[:-]|\bjs:|javascript:", re.IGNORECASE)
+    pages = [p for p in base.glob("**/templates/**/*.html") if ".venv" not in p.parts and "pdf" not in p.parts]
+    assert len(pages) > 20
+    offending = [f"{p.relative_to(base)}: {m.group(0)}" for p in pages for m in inline.finditer(p.read_text())]
+    assert offending == []
