@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from deployments import live
+from deployments.forms import parse_id
 from deployments.permissions import access_for, get_visible_deployment_or_404
 from deployments.views import toast_response
 
@@ -62,10 +63,10 @@ def set_health(request):
     CSRF token is checked as on every form.
     """
     if not request.user.is_staff:
-        raw = request.POST.get("deployment", "")
-        if not raw.isdigit() or len(raw) > 12:
+        deployment_id = parse_id(request.POST.get("deployment", ""))
+        if deployment_id is None:
             raise Http404("No such demo deployment")
-        deployment = get_visible_deployment_or_404(request.user, int(raw))
+        deployment = get_visible_deployment_or_404(request.user, deployment_id)
         if not is_demo_deployment(deployment.pk):
             raise Http404("No such demo deployment")
         if not access_for(request.user, deployment).is_lead:
