@@ -18,7 +18,7 @@ $(STAMP): requirements.lock
 
 ## Start Warroom (embedded PostgreSQL + Redis unless DATABASE_URL / REDIS_URL are set).
 run: $(STAMP)
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} WARROOM_HTTPS=$${WARROOM_HTTPS:-0} \
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} WARROOM_HTTPS=$${WARROOM_HTTPS:-0} WARROOM_DEMO=$${WARROOM_DEMO:-1} \
 	WARROOM_EMAIL_BACKEND=$${WARROOM_EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend} \
 	$(PY) -m warroom.launcher
 

@@ -9,6 +9,7 @@ required approval's line. A refusal answers 403 with the reason as JSON.
 
 import asyncio
 import json
+import math
 import time
 
 from asgiref.sync import sync_to_async
@@ -72,6 +73,22 @@ def gates(request, pk):
     return JsonResponse({"deployment": pk, "gates": [gate_json(g) for g in Gate.objects.filter(deployment_id=pk)]})
 
 
+def _wait_seconds(raw: str) -> float | None:
+    """?wait= as seconds within 0…MAX_WAIT_SECONDS; None for what is not a finite number
+    (nan, inf and "1e999" would otherwise hold the request forever). Above the cap: the cap."""
+    if raw.strip() == "":
+        return 0.0
+    if len(raw) > 32:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return min(value, MAX_WAIT_SECONDS)
+
+
 @require_GET
 async def gate(request, pk, gate_pk):
     """?wait=N (seconds, up to 60) holds the answer until the gate is decided or time runs out."""
@@ -79,11 +96,10 @@ async def gate(request, pk, gate_pk):
     if token is None:
         return _error(401, "A valid API token for this deployment is required (Authorization: Bearer …).")
     require_system(_pipeline(token), READ_GATES)
-    try:
-        wait = min(float(request.GET.get("wait", "0") or 0), MAX_WAIT_SECONDS)
-    except ValueError:
-        return _error(400, "wait must be a number of seconds.")
-    deadline = time.monotonic() + max(wait, 0)
+    wait = _wait_seconds(request.GET.get("wait", ""))
+    if wait is None:
+        return _error(400, f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}.")
+    deadline = time.monotonic() + wait
     while True:
         found = await sync_to_async(lambda: Gate.objects.filter(deployment_id=pk, pk=gate_pk).first())()
         if found is None:

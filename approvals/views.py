@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from approvals import services
 from approvals.models import ApiToken, Gate, GateRule, RequiredApproval
+from deployments.forms import parse_id
 from deployments.permissions import PermissionDenied, access_for, get_visible_deployment_or_404
 from deployments.services import InvalidChange
 from deployments.views import service_response, toast_response
@@ -70,31 +71,44 @@ def close(request, pk, gate_pk):
     )
 
 
+MAX_QUORUM = 1000  # more GO votes than any war room has people; the column holds 32,767
+
+
 def _ints(values):
-    try:
-        return [int(v) for v in values if v != ""]
-    except ValueError:
-        raise InvalidChange("Malformed form: ids must be numbers.") from None
+    ids = [parse_id(v) for v in values if v != ""]
+    if None in ids:
+        raise InvalidChange("Malformed form: ids must be numbers.")
+    return ids
 
 
-def _rule_from_post(request):
+def _quorum(raw: str) -> int:
+    text = raw.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 4 and 1 <= int(text) <= MAX_QUORUM:
+        return int(text)
+    raise InvalidChange(f"Quorum numbers must be whole numbers from 1 to {MAX_QUORUM}.")
+
+
+def _rule_from_post(request, deployment):
     quorum = request.POST.get("quorum", "").strip()
     role_quorum = {}
     for key, value in request.POST.items():
         if key.startswith("role_quorum_") and value.strip():
             role_quorum[key.removeprefix("role_quorum_")] = value.strip()
-    try:
-        role_quorum = {str(int(k)): int(v) for k, v in role_quorum.items()}
-        quorum_value = int(quorum) if quorum else None
-    except ValueError:
-        raise InvalidChange("Quorum numbers must be whole numbers.") from None
+    role_ids = set(deployment.roles.values_list("pk", flat=True))
+    quorum_role_ids = _ints(role_quorum.keys())
+    if not set(quorum_role_ids) <= role_ids:
+        raise InvalidChange("Some roles are not in this deployment.")
+    role_quorum = {str(role_id): _quorum(v) for role_id, v in zip(quorum_role_ids, role_quorum.values(), strict=True)}
     decider = request.POST.get("decider_role", "")
+    decider_role_id = _ints([decider])[0] if decider else None
+    if decider_role_id is not None and decider_role_id not in role_ids:
+        raise InvalidChange("The decider role is not in this deployment.")
     return {
         "voter_role_ids": _ints(request.POST.getlist("voter_roles")),
         "rule": request.POST.get("rule", ""),
-        "quorum": quorum_value,
+        "quorum": _quorum(quorum) if quorum else None,
         "role_quorum": role_quorum,
-        "decider_role_id": _ints([decider])[0] if decider else None,
+        "decider_role_id": decider_role_id,
         "veto_role_ids": _ints(request.POST.getlist("veto_roles")),
     }
 
@@ -112,7 +126,7 @@ def gate_settings(request, pk, gate_pk):
             services.configure_gate(
                 gate.pk,
                 request.user,
-                **_rule_from_post(request),
+                **_rule_from_post(request, deployment),
                 condition_item_ids=_ints(request.POST.getlist("condition_items")),
             )
         except InvalidChange as exc:
@@ -141,7 +155,7 @@ def gate_new(request, pk):
     access = access_for(request.user, deployment)
     if request.method == "POST":
         try:
-            rule = _rule_from_post(request)
+            rule = _rule_from_post(request, deployment)
             rule.pop("role_quorum")
             services.add_gate(deployment, request.user, title=request.POST.get("title", ""), **rule)
         except InvalidChange as exc:
@@ -179,7 +193,7 @@ def tokens(request, pk):
     if request.method == "POST":
         try:
             if request.POST.get("revoke"):
-                token = ApiToken.objects.filter(deployment=deployment, pk=_ints([request.POST["revoke"]])[0]).first()
+                token = ApiToken.objects.filter(deployment=deployment, pk=parse_id(request.POST["revoke"])).first()
                 if token is None:
                     raise Http404("No such token")
                 services.revoke_api_token(token.pk, request.user)

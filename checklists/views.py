@@ -42,12 +42,14 @@ from checklists.models import ItemKind, Runbook, RunbookVersion, TemplateItem, T
 from checklists.recognition import understood_lines
 
 VERSION_TEMPLATE = "checklists/version.html"
+TOAST_HEADER_MAX = 300  # a refusal may quote what was typed; the header carries at most this much
 
 
 def toast_response(message: str, status: int) -> HttpResponse:
     """A 4xx the page shows as a toast (warroom.js listens for ``warroom:toast``)."""
     response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
-    response["HX-Trigger"] = json.dumps({"warroom:toast": message})
+    short = message if len(message) <= TOAST_HEADER_MAX else message[: TOAST_HEADER_MAX - 1] + "…"
+    response["HX-Trigger"] = json.dumps({"warroom:toast": short})
     return response
 
 

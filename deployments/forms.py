@@ -7,6 +7,16 @@ from django.contrib.auth import get_user_model
 from checklists.models import RunbookVersion
 
 ZONES = sorted(zoneinfo.available_timezones())
+MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger id is no row, and a DataError if it reaches a query
+
+
+def parse_id(raw) -> int | None:
+    """A row id typed into a form ("12"), or None for anything else ("abc", "-1", "1e9", 10**30)."""
+    text = str(raw or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
 
 
 def aware(naive: datetime, zone_name: str) -> datetime:

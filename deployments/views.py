@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from checklists.models import RunbookVersion
 from deployments import board as board_module
 from deployments import services
-from deployments.forms import ContactForm, DeploymentForm, ParticipantForm, ReanchorForm
+from deployments.forms import ContactForm, DeploymentForm, ParticipantForm, ReanchorForm, parse_id
 from deployments.models import ACTIVE_STATES, FINISHED_STATES, DeploymentState, Event, Item
 from deployments.permissions import (
     PermissionDenied,
@@ -33,11 +33,21 @@ from deployments.permissions import (
     visible_deployments,
 )
 
+# A refusal may quote what was typed; a header carries at most this much of it.
+TOAST_HEADER_MAX = 300
+
+
+def toast_trigger(message: str) -> str:
+    """The HX-Trigger value that shows `message` as a toast, cut to TOAST_HEADER_MAX characters."""
+    if len(message) > TOAST_HEADER_MAX:
+        message = message[: TOAST_HEADER_MAX - 1] + "…"
+    return json.dumps({"warroom:toast": message})
+
 
 def toast_response(message: str, status: int) -> HttpResponse:
     """A 4xx the page shows as a toast (warroom.js reads HX-Trigger / the body)."""
     response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
-    response["HX-Trigger"] = json.dumps({"warroom:toast": message})
+    response["HX-Trigger"] = toast_trigger(message)
     return response
 
 
@@ -65,7 +75,7 @@ def service_response(call) -> HttpResponse:
 def fragments_response(fragments: list[str], *, toast: str | None = None) -> HttpResponse:
     response = HttpResponse("".join(fragments))
     if toast:
-        response["HX-Trigger"] = json.dumps({"warroom:toast": toast})
+        response["HX-Trigger"] = toast_trigger(toast)
     return response
 
 
@@ -269,7 +279,8 @@ def people(request, pk):
             return toast_response("Only the deployment lead may manage people.", 403)
         try:
             if "remove" in request.POST:
-                user = deployment.participants.filter(user_id=request.POST.get("remove")).first()
+                remove_id = parse_id(request.POST["remove"])
+                user = deployment.participants.filter(user_id=remove_id).first() if remove_id else None
                 if user is None:
                     raise services.InvalidChange("That person is not part of this deployment.")
                 services.remove_participant(deployment, request.user, user.user)

@@ -145,6 +145,19 @@ def render_pdf(record: dict, *, paper: str, progress: Progress | None = None) ->
 # --- Markdown --------------------------------------------------------------------------
 
 
+def _without_html(value):
+    """The record with "<" and ">" in every string as entities: Markdown passes raw HTML through,
+    so a "<script>" typed into a note, name or statement would run in whatever renders the file.
+    Entities show as the characters typed. Only the data is escaped, not the Markdown around it."""
+    if isinstance(value, str):
+        return value.replace("<", "&lt;").replace(">", "&gt;")
+    if isinstance(value, dict):
+        return {key: _without_html(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_html(item) for item in value]
+    return value
+
+
 def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ") or " "
 
@@ -179,6 +192,7 @@ def _md_item(item: dict, zone: str) -> list[str]:
 
 
 def render_markdown(record: dict) -> str:
+    record = _without_html(record)
     d, s, zone = record["deployment"], record["summary"], record["deployment"]["timezone"]
 
     def at(value):

@@ -31,25 +31,72 @@ STATEMENT_MAX = 2000
 class WrongPassword(InvalidChange):
     """A sign-off is confirmed with the signer's password; this one was wrong."""
 
+    reason = "wrong password"
+
+
+class SignOffLockedOut(WrongPassword):
+    """Too many wrong passwords for the account or from the address: refused even when right."""
+
+    reason = "locked out after too many wrong passwords"
+
+
+def _plain_password_check(user, password: str) -> bool:
+    return bool(password) and user.check_password(password)
+
 
 # --- sign-offs -------------------------------------------------------------------------
 
 
-@transaction.atomic
-def sign_off(deployment_id: int, user, *, role_name: str, outcome: str, statement: str, password: str) -> SignOff:
+def sign_off(
+    deployment_id: int, user, *, role_name: str, outcome: str, statement: str, password: str, password_check=None
+) -> SignOff:
     """Record one role's final sign-off: the signer confirms the outcome with their password.
 
     Raises Deployment.DoesNotExist for people who cannot see the deployment (a 404,
-    as everywhere), PermissionDenied for a role they do not hold, WrongPassword, and
-    InvalidChange (deployments.services) for everything else. Nothing is written unless all checks pass.
+    as everywhere), PermissionDenied for a role they do not hold, WrongPassword (or
+    SignOffLockedOut), and InvalidChange (deployments.services) for everything else.
+    Nothing of the sign-off is written unless all checks pass; a refused password is
+    recorded in the event log as "signoff.failed" (never the password itself).
+
+    `password_check(user, password) -> bool` may raise SignOffLockedOut; the views pass one
+    that counts wrong passwords against the login lockout (warroom.auth.confirm_password).
+    Not one transaction on purpose: the password is checked between the checks and the
+    write, so a wrong one stays counted (and recorded) although the sign-off is not.
     """
-    deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+    _checked_sign_off(deployment_id, user, role_name=role_name, outcome=outcome, statement=statement)
+    # Last, so a wrong password says only that, and never after a partial write.
+    try:
+        if not (password_check or _plain_password_check)(user, password):
+            raise WrongPassword("That password is not correct; the sign-off was not recorded.")
+    except WrongPassword as refused:
+        record_failed_sign_off(deployment_id, user, role_name=role_name, reason=refused.reason)
+        raise
+    return _write_sign_off(deployment_id, user, role_name=role_name, outcome=outcome, statement=statement)
+
+
+@transaction.atomic
+def record_failed_sign_off(deployment_id: int, user, *, role_name: str, reason: str) -> None:
+    """A refused sign-off password, in the deployment's event log: who, for which role, why."""
+    record_event(
+        deployment_id,
+        actor=user,
+        action="signoff.failed",
+        summary=f"Sign-off as {role_name[:100]} refused: {reason}",
+        after={"role": role_name[:100], "reason": reason},
+    )
+    live.publish_on_commit(deployment_id, lambda: board.render_header_push(deployment_id))
+
+
+def _checked_sign_off(deployment_id: int, user, *, role_name, outcome, statement, lock: bool = False):
+    """Everything but the password; returns (deployment, role, statement stripped)."""
+    deployments = Deployment.objects.select_for_update() if lock else Deployment.objects
+    deployment = deployments.get(pk=deployment_id)
     access = access_for(user, deployment)
     if not access.can_view:
         raise Deployment.DoesNotExist
     role = DeploymentRole.objects.filter(deployment=deployment, name=role_name).first()
     if role is None:
-        raise InvalidChange(f"There is no role “{role_name}” in this deployment.")
+        raise InvalidChange(f"There is no role “{role_name[:100]}” in this deployment.")
     if role.pk not in access.role_ids:
         raise PermissionDenied(f"Only someone holding the {role.name} role may sign off for it.")
     if role not in signoffs.requested_roles(deployment):
@@ -66,10 +113,15 @@ def sign_off(deployment_id: int, user, *, role_name: str, outcome: str, statemen
     existing = SignOff.objects.filter(deployment=deployment, role=role).first()
     if existing is not None:
         raise InvalidChange(f"The {role.name} sign-off was already given by {existing.signer_name}.")
-    # Last, so a wrong password says only that, and never after a partial write.
-    if not password or not user.check_password(password):
-        raise WrongPassword("That password is not correct; the sign-off was not recorded.")
+    return deployment, role, statement
 
+
+@transaction.atomic
+def _write_sign_off(deployment_id: int, user, *, role_name, outcome, statement) -> SignOff:
+    # Checked again under the row lock: someone may have signed meanwhile.
+    deployment, role, statement = _checked_sign_off(
+        deployment_id, user, role_name=role_name, outcome=outcome, statement=statement, lock=True
+    )
     signed = SignOff.objects.create(
         deployment=deployment,
         role=role,

@@ -23,6 +23,7 @@ from reports.exports import export_report
 from reports.forms import ReportRequestForm, SignOffForm, VerifyForm
 from reports.models import JobState, ReportJob, SignOff
 from reports.verification import verify_report
+from warroom.auth import PasswordLockedOut, confirm_password
 
 RECENT_JOBS = 10
 
@@ -104,6 +105,18 @@ def export(request, pk, fmt):
     return response
 
 
+def _password_check(request):
+    """The sign-off password goes through the login lockout: same account, same address, same count."""
+
+    def check(user, password):
+        try:
+            return confirm_password(request, user, password)
+        except PasswordLockedOut as exc:
+            raise services.SignOffLockedOut(f"{exc} The sign-off was not recorded.") from None
+
+    return check
+
+
 @login_required
 @require_POST
 def sign_off(request, pk):
@@ -121,7 +134,11 @@ def sign_off(request, pk):
                 outcome=data["outcome"],
                 statement=data["statement"],
                 password=data["password"],
+                password_check=_password_check(request),
             )
+        except services.SignOffLockedOut as exc:
+            form.add_error("password", str(exc))
+            status = 429
         except services.WrongPassword as exc:
             form.add_error("password", str(exc))
         except InvalidChange as exc:

@@ -11,12 +11,15 @@ import json
 import os
 import random
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from deployments import live
+from deployments.forms import parse_id
+from deployments.permissions import access_for, get_visible_deployment_or_404
 from deployments.views import toast_response
 from rollouts.models import DEMO_ROUTER, DEMO_SOURCE
 from warroom.webhooks import BadSignature, verify_signature
@@ -41,10 +44,33 @@ def metrics(request):
     )
 
 
+def is_demo_deployment(deployment_id: int) -> bool:
+    """A deployment whose rollout reads the demo's metrics (seed_demo makes one)."""
+    from rollouts.models import MetricGate
+
+    return (
+        settings.WARROOM_DEMO
+        and MetricGate.objects.filter(plan__deployment_id=deployment_id, source_config__url__icontains="/demo/metrics").exists()
+    )
+
+
 @login_required
 @require_POST
 def set_health(request):
-    """The demo's red button: make the new version fail (or heal it)."""
+    """The demo's red button: make the new version fail (or heal it).
+
+    Only staff, or the lead of a demo deployment (named in the form), may press it; the
+    CSRF token is checked as on every form.
+    """
+    if not request.user.is_staff:
+        deployment_id = parse_id(request.POST.get("deployment", ""))
+        if deployment_id is None:
+            raise Http404("No such demo deployment")
+        deployment = get_visible_deployment_or_404(request.user, deployment_id)
+        if not is_demo_deployment(deployment.pk):
+            raise Http404("No such demo deployment")
+        if not access_for(request.user, deployment).is_lead:
+            return toast_response("Only the lead of the demo deployment (or staff) may change the demo's health.", 403)
     healthy = request.POST.get("healthy") == "1"
     live.redis_client().set(_ERROR_KEY, HEALTHY_ERROR_RATE if healthy else RED_ERROR_RATE)
     return toast_response(f"Demo error rate set to {HEALTHY_ERROR_RATE if healthy else RED_ERROR_RATE} %", 200)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
@@ -56,7 +57,8 @@ def load_rollout(deployment_id: int) -> dict | None:
         "stages": stages,
         "gates": [{"gate": g, "latest": latest.get(g.pk), "chart": gate_chart(g, readings)} for g in gates],
         "rollback_phase": rollback_phase(deployment_id) if plan.state == "aborted" else None,
-        "is_demo": any(g.source_def is not None and g.source_def.name == DEMO_SOURCE for g in gates),
+        # The demo's buttons exist only where the demo's routes do (WARROOM_DEMO).
+        "is_demo": settings.WARROOM_DEMO and any(g.source_def is not None and g.source_def.name == DEMO_SOURCE for g in gates),
     }
 
 

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 
 from rollouts import demo, views
@@ -11,7 +12,14 @@ urlpatterns = [
     path("deployments/<int:pk>/rollout/plan/", views.rollout_plan, name="plan"),
     path("deployments/<int:pk>/rollout/gates/<int:gate_pk>/reading/", views.rollout_reading, name="reading"),
     path("deployments/<int:pk>/rollout/<slug:verb>/", views.rollout_action, name="rollout"),
+]
+
+demo_urlpatterns = [
     path("demo/metrics", demo.metrics, name="demo_metrics"),
     path("demo/health", demo.set_health, name="demo_health"),
     path("demo/router", demo.router, name="demo_router"),
 ]
+
+# The demo's pretend production exists only in the demo (WARROOM_DEMO, on under `make run`).
+if settings.WARROOM_DEMO:
+    urlpatterns += demo_urlpatterns

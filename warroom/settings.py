@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -103,7 +104,10 @@ CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env_int("WARROOM_HSTS_SECONDS", 31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-if env_bool("WARROOM_BEHIND_PROXY", False):
+# Behind a reverse proxy: trust its X-Forwarded-Proto, and take the client's address from the
+# last X-Forwarded-For entry (the one the proxy added) for login lockouts.
+BEHIND_PROXY = env_bool("WARROOM_BEHIND_PROXY", False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -123,6 +127,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "guardian",
     "template_partials",
+    "axes",
+    "csp",
     "checklists",
     "deployments",
     "approvals",
@@ -134,7 +140,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a parameter, the session or the database.
+    "warroom.middleware.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -143,6 +152,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "warroom.middleware.UserTimezoneMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "warroom.urls"
@@ -211,6 +222,8 @@ CELERY_TIMEZONE = "UTC"
 
 # --- auth ----------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out account or address before any password is checked.
+    "warroom.auth.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -225,6 +238,40 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Wrong passwords (at login, and when a sign-off is confirmed with one) lock out the account
+# and, separately, the address they came from (django-axes, attempts kept in the database).
+AXES_FAILURE_LIMIT = env_int("WARROOM_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("WARROOM_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A success does not wipe the count: else logging in to one's own account between guesses
+# would reset the address's (and the guessed account's) failures.
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "warroom.auth.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# --- the debug page and error reports ---------------------------------------------------
+# Hides URL/DATABASE/REDIS/DSN settings (and any URL with credentials) besides Django's list.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "warroom.debug.WarroomExceptionReporterFilter"
+
+# --- Content-Security-Policy (django-csp) ------------------------------------------------
+# Scripts and styles only from Warroom's own static files: no inline script, no inline style,
+# no eval (htmx's hx-on is not used; its indicator style is in warroom.css).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- i18n / time ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -257,6 +304,9 @@ WARROOM_POLL_SECONDS = env_int("WARROOM_POLL_SECONDS", 5, minimum=1)
 # Each war-room socket gets a heartbeat through the channel layer this often; a screen
 # that hears nothing for 2.5 beats says it is not live and fetches the board itself.
 WARROOM_LIVE_BEAT_SECONDS = env_int("WARROOM_LIVE_BEAT_SECONDS", 10, minimum=1)
+# The demo's pretend production (/demo/metrics, /demo/health, /demo/router; rollouts.demo):
+# routed only when on. `make run` turns it on; production and compose leave it off.
+WARROOM_DEMO = env_bool("WARROOM_DEMO", False)
 
 # --- reports: signed PDF, Markdown and JSON exports ------------------------------------
 # The signing identity: a PEM key + certificate pair, or one PKCS#12 file. With neither,

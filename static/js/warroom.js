@@ -308,3 +308,25 @@
     if (button) button.textContent = e.target.value === "sev1" ? "Raise SEV1: page on-call and open a rollback vote" : "Raise incident";
   });
 })();
+
+/* Behaviour that used to sit in inline handlers (onsubmit, onclick, hx-on), which the
+ * Content-Security-Policy refuses: confirmations and resetting a form after it succeeded. */
+(function () {
+  "use strict";
+  // <form data-confirm="…"> and <button data-confirm="…">: ask first; Cancel stops the submit.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    var button = e.submitter;
+    var question = (button && button.dataset && button.dataset.confirm) || (form.dataset && form.dataset.confirm);
+    if (question && !window.confirm(question)) e.preventDefault();
+  }, true);
+  // <form data-reset-on-success> (htmx): empty it after a successful request;
+  // data-reset-on-success="close" also folds the <details> it sits in.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (!e.detail.successful || !form || !form.hasAttribute || !form.hasAttribute("data-reset-on-success")) return;
+    form.reset();
+    var details = form.closest("details");
+    if (form.getAttribute("data-reset-on-success") === "close" && details) details.open = false;
+  });
+})();

@@ -36,14 +36,24 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture
 def login(browser, asgi_server):
-    """Open a fresh browser context logged in as ``username``; returns its page."""
+    """Open a fresh browser context logged in as ``username``; returns its page.
+
+    Every page is watched for Content-Security-Policy refusals (an inline script, handler or
+    style, eval, a connection the policy does not allow): any one fails the test.
+    """
     contexts = []
+    csp_violations = []
+
+    def _watch(message):
+        if "Content Security Policy" in message.text:
+            csp_violations.append(message.text)
 
     def _login(username, *, timezone_id="Europe/Berlin", viewport=None):
         context = browser.new_context(
             base_url=asgi_server, timezone_id=timezone_id, viewport=viewport or {"width": 1400, "height": 1000}
         )
         contexts.append(context)
+        context.on("page", lambda new_page: new_page.on("console", _watch))
         page = context.new_page()
         page.goto("/login/")
         page.get_by_label("Username").fill(username)
@@ -55,3 +65,4 @@ def login(browser, asgi_server):
     yield _login
     for context in contexts:
         context.close()
+    assert not csp_violations, "the Content-Security-Policy refused: " + "; ".join(csp_violations)

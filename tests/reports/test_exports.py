@@ -6,8 +6,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from deployments import services as deployment_services
 from deployments.events import event_hash
-from deployments.models import Deployment, Item
+from deployments.models import Deployment, DeploymentState, Item
 from reports import sections, services
 from reports.exports import export_report
 from reports.models import Outcome
@@ -185,3 +186,25 @@ def test_ensure_signing_identity_creates_it_once(db, settings, tmp_path, capsys,
     second = capsys.readouterr().out
     assert "generated earlier" in second
     assert first.split("SHA-256:")[1].split()[0] == second.split("SHA-256:")[1].split()[0]
+
+
+def test_html_a_user_typed_is_escaped_in_the_markdown_export(report_crew):
+    deployment, people = report_crew
+    item = Item.objects.filter(deployment=deployment, kind="check", checked=False, is_group=False).first()
+    deployment_services.update_item(
+        item.pk, people["lead"], revision=None, checked=True, note="<script>alert('note')</script> & more"
+    )
+    deployment_services.change_state(deployment.pk, people["lead"], DeploymentState.COMPLETED)
+    services.sign_off(
+        deployment.pk,
+        people["qa"],
+        role_name="QA Lead",
+        outcome=Outcome.SUCCESS,
+        statement='<img src=x onerror="alert(1)"> all green',
+        password=PASSWORD,
+    )
+    markdown = export_report(deployment.pk, "md").content.decode()
+    assert "<script" not in markdown and "<img" not in markdown
+    assert "&lt;script&gt;alert('note')&lt;/script&gt; & more" in markdown  # shown as typed once rendered
+    assert '&lt;img src=x onerror="alert(1)"&gt; all green' in markdown
+    assert "- [x] " in markdown and "## Sign-offs" in markdown  # the Markdown itself is untouched

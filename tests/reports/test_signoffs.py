@@ -55,7 +55,7 @@ def test_sign_off_is_recorded_and_chained(finished_crew):
     assert verify_chain(deployment.pk).ok
 
 
-def test_wrong_password_is_refused_and_nothing_is_recorded(finished_crew):
+def test_wrong_password_is_refused_and_only_the_refusal_is_recorded(finished_crew):
     deployment, people = finished_crew
     before = Deployment.objects.get(pk=deployment.pk).event_count
     with pytest.raises(services.WrongPassword, match="not correct"):
@@ -63,7 +63,12 @@ def test_wrong_password_is_refused_and_nothing_is_recorded(finished_crew):
     with pytest.raises(services.WrongPassword):
         _sign(deployment, people["qa"], password="")
     assert not SignOff.objects.filter(deployment=deployment).exists()
-    assert Deployment.objects.get(pk=deployment.pk).event_count == before
+    failed = list(Event.objects.filter(deployment=deployment, seq__gt=before).order_by("seq"))
+    assert [(e.action, e.actor, e.after) for e in failed] == [
+        ("signoff.failed", people["qa"], {"role": "QA Lead", "reason": "wrong password"})
+    ] * 2
+    assert all("guess" not in f"{e.summary}{e.after}" for e in failed)
+    assert verify_chain(deployment.pk).ok
 
 
 def test_one_sign_off_per_role(finished_crew):

@@ -6,6 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from deployments.events import verify_chain
+from deployments.models import Event
 from reports import services
 from reports.exports import export_report
 from reports.models import JobState, ReportJob, SignOff
@@ -233,3 +235,47 @@ def test_a_job_whose_worker_vanished_stops_polling_and_does_not_block_a_new_one(
     assert "worker may have stopped" in fragment and "hx-trigger" not in fragment
     again, created = services.request_report(deployment.pk, people["qa"])
     assert created and again.pk != job.pk
+
+
+# --- password guessing at sign-off ----------------------------------------------------------
+
+
+def _sign_from(user, deployment, password, address="10.0.0.1"):
+    client = Client(REMOTE_ADDR=address)
+    client.force_login(user)
+    return client.post(f"/reports/{deployment.pk}/sign-off/", {**SIGN, "password": password})
+
+
+def test_sign_off_password_guessing_is_locked_out_and_each_failure_is_an_event(finished_crew, settings):
+    deployment, people = finished_crew
+    limit = settings.AXES_FAILURE_LIMIT
+    for _ in range(limit - 1):
+        assert _sign_from(people["qa"], deployment, "guess").status_code == 400
+    assert _sign_from(people["qa"], deployment, "guess").status_code == 429  # the last allowed failure locks
+    # Locked: the right password is refused too, from this address and from another one.
+    for address in ("10.0.0.1", "10.9.9.9"):
+        locked = _sign_from(people["qa"], deployment, PASSWORD, address=address)
+        assert locked.status_code == 429 and "Too many wrong passwords" in locked.content.decode()
+    assert not SignOff.objects.exists()
+    # The same count is the login's: the account cannot log in either.
+    login = Client(REMOTE_ADDR="10.9.9.9").post("/login/", {"username": "qa", "password": PASSWORD})
+    assert login.status_code == 429
+    failed = Event.objects.filter(deployment=deployment, action="signoff.failed").order_by("seq")
+    assert [e.after["reason"] for e in failed] == ["wrong password"] * (limit - 1) + [
+        "locked out after too many wrong passwords"
+    ] * 3
+    assert all(e.actor == people["qa"] and e.after["role"] == "QA Lead" for e in failed)
+    assert not any("guess" in f"{e.summary}{e.after}" or PASSWORD in f"{e.summary}{e.after}" for e in failed)
+    assert verify_chain(deployment.pk).ok
+
+
+def test_sign_off_guessing_from_one_address_locks_that_address(finished_crew, settings):
+    deployment, people = finished_crew
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _sign_from(people["qa"], deployment, "guess", address="10.6.6.6")
+    # The product owner at the same address is held too; from their own address they sign.
+    po_sign = {**SIGN, "role": "Product Owner"}
+    for address, status in (("10.6.6.6", 429), ("10.1.1.1", 302)):
+        client = Client(REMOTE_ADDR=address)
+        client.force_login(people["po"])
+        assert client.post(f"/reports/{deployment.pk}/sign-off/", po_sign).status_code == status
