@@ -19,6 +19,7 @@ from checklists.models import ItemKind
 from deployments import actors, live
 from deployments.actors import SystemActor
 from deployments.events import record_event
+from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentRole, DeploymentState, Item, Participant
 from deployments.permissions import ADD_GATE, CANCEL_GATES, PermissionDenied, access_for, require_system
 from deployments.services import InvalidChange, require_unfinished
@@ -82,6 +83,7 @@ def _gate_labels(options: list[str]) -> tuple[str, str]:
 
 @transaction.atomic
 def give_approval(approval_id: int, user, *, statement: str, comment: str = "") -> RequiredApproval:
+    lock_deployment_of(RequiredApproval, approval_id)
     approval = RequiredApproval.objects.select_for_update(of=("self",)).select_related("deployment", "role").get(pk=approval_id)
     deployment = approval.deployment
     access = access_for(user, deployment)
@@ -116,6 +118,7 @@ def give_approval(approval_id: int, user, *, statement: str, comment: str = "") 
 
 @transaction.atomic
 def withdraw_approval(approval_id: int, user, *, reason: str = "") -> RequiredApproval:
+    lock_deployment_of(RequiredApproval, approval_id)
     approval = RequiredApproval.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=approval_id)
     deployment = approval.deployment
     access = access_for(user, deployment)
@@ -295,7 +298,9 @@ def refresh_gates(deployment_id: int) -> None:
     """After the checklist changed: mark votes cast against other evidence stale, and
     open gates whose conditions are now met. Runs inside the caller's transaction."""
     changed = False
-    for gate in Gate.objects.select_for_update().filter(deployment_id=deployment_id).exclude(state__in=SETTLED_GATE_STATES):
+    lock_deployment(deployment_id)  # the callers hold it already; see deployments/locks.py
+    gates = Gate.objects.select_for_update().filter(deployment_id=deployment_id).exclude(state__in=SETTLED_GATE_STATES)
+    for gate in gates.order_by("pk"):
         has_conditions = gate.condition_items.exists()
         if gate.state == GateState.WAITING and _conditions_met(gate):
             gate.state, gate.opened_at = GateState.OPEN, timezone.now()
@@ -333,6 +338,7 @@ def refresh_gates(deployment_id: int) -> None:
 def cast_vote(gate_id: int, user, choice: str, *, reason: str = "") -> Vote:
     """One vote per person per gate, changeable until the gate closes; the gate row lock
     makes fifty simultaneous votes count once each and close the gate once."""
+    lock_deployment_of(Gate, gate_id)
     gate = (
         Gate.objects.select_for_update(of=("self",))
         .select_related("deployment", "decider_role", "item__step__phase")
@@ -391,6 +397,7 @@ def cast_vote(gate_id: int, user, choice: str, *, reason: str = "") -> Vote:
 
 @transaction.atomic
 def close_gate_early(gate_id: int, actor, decision: str, *, reason: str) -> Gate:
+    lock_deployment_of(Gate, gate_id)
     gate = Gate.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=gate_id)
     access = access_for(actor, gate.deployment)
     if not access.can_view:
@@ -447,6 +454,7 @@ def configure_gate(
     veto_role_ids: list[int] = (),
     condition_item_ids: list[int] = (),
 ) -> Gate:
+    lock_deployment_of(Gate, gate_id)
     gate = Gate.objects.select_for_update().get(pk=gate_id)
     _require_lead(actor, gate.deployment)
     require_unfinished(gate.deployment, "its gates are settled")
@@ -492,6 +500,7 @@ def add_gate(
     veto_role_ids: list[int] = (),
 ) -> Gate:
     """The lead adds a gate; or Warroom itself does, as a SystemActor with that right (a SEV1's incident)."""
+    lock_deployment(deployment.pk)
     if isinstance(actor, SystemActor):
         require_system(actor, ADD_GATE)
     else:
@@ -592,6 +601,7 @@ def create_api_token(deployment: Deployment, actor, *, name: str) -> tuple[ApiTo
 
 @transaction.atomic
 def revoke_api_token(token_id: int, actor) -> ApiToken:
+    lock_deployment_of(ApiToken, token_id)
     token = ApiToken.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=token_id)
     access = access_for(actor, token.deployment)
     if not access.is_lead:
@@ -638,7 +648,9 @@ def cancel_open_gates(deployment: Deployment, why: str) -> None:
     require_system(actors.WARROOM, CANCEL_GATES)
     now = timezone.now()
     cancelled = 0
-    for gate in Gate.objects.select_for_update().filter(deployment=deployment).exclude(state__in=SETTLED_GATE_STATES):
+    lock_deployment(deployment.pk)
+    gates = Gate.objects.select_for_update().filter(deployment=deployment).exclude(state__in=SETTLED_GATE_STATES)
+    for gate in gates.order_by("pk"):
         before = {"state": gate.state}
         gate.state, gate.decided_at, gate.decision_summary = GateState.CANCELLED, now, f"Cancelled undecided: {why}"
         gate.save(update_fields=["state", "decided_at", "decision_summary"])

@@ -34,6 +34,7 @@ from comms.models import (
 from comms.rendering import Rendered, TemplateProblem, build_context, check_message, render_message
 from deployments import live
 from deployments.events import record_event
+from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentRole, DeploymentState
 from deployments.permissions import Access, PermissionDenied, access_for
 from deployments.services import InvalidChange
@@ -168,6 +169,7 @@ def save_channel(
         channel = Channel.objects.create(deployment=deployment, **fields)
         action, before = "comms.channel.added", None
     else:
+        lock_deployment(deployment.pk)  # deployments/locks.py: the deployment first
         channel = Channel.objects.select_for_update().filter(deployment=deployment, pk=channel_id).first()
         if channel is None:
             raise Channel.DoesNotExist
@@ -242,6 +244,7 @@ def save_template(
         template = MessageTemplate.objects.create(deployment=deployment, **fields)
         before, action = None, "comms.template.added"
     else:
+        lock_deployment(deployment.pk)
         template = MessageTemplate.objects.select_for_update().filter(deployment=deployment, pk=template_id).first()
         if template is None:
             raise MessageTemplate.DoesNotExist
@@ -281,6 +284,7 @@ def _template_summary(template: MessageTemplate) -> dict:
 
 @transaction.atomic
 def delete_template(template_id: int, actor) -> None:
+    lock_deployment_of(MessageTemplate, template_id)
     template = MessageTemplate.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=template_id)
     deployment = template.deployment
     _require_lead(actor, deployment, "delete message templates")
@@ -302,6 +306,7 @@ def delete_template(template_id: int, actor) -> None:
 @transaction.atomic
 def schedule_template(template_id: int, actor) -> ScheduledSend:
     """Send this template automatically at T-0 + its offset (moving with T-0)."""
+    lock_deployment_of(MessageTemplate, template_id)
     template = MessageTemplate.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=template_id)
     deployment = template.deployment
     _require_lead(actor, deployment, "schedule messages")
@@ -356,6 +361,7 @@ def _cancel_pending(template: MessageTemplate, actor, *, note: str) -> int:
 
 @transaction.atomic
 def cancel_scheduled(scheduled_id: int, actor, *, reason: str = "") -> ScheduledSend:
+    lock_deployment_of(ScheduledSend, scheduled_id)
     scheduled = ScheduledSend.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=scheduled_id)
     _require_lead(actor, scheduled.deployment, "cancel scheduled messages")
     if scheduled.state != ScheduleState.PENDING:
@@ -388,6 +394,7 @@ def send_due(now=None) -> int:
         deployment = scheduled.deployment
         if deployment.state in CANCEL_SCHEDULE_STATES:
             with transaction.atomic():
+                lock_deployment(deployment.pk)
                 if ScheduledSend.objects.filter(pk=scheduled.pk, state=ScheduleState.PENDING).update(
                     state=ScheduleState.CANCELLED, note=f"the deployment was {deployment.get_state_display().lower()}"
                 ):
@@ -404,6 +411,7 @@ def send_due(now=None) -> int:
         if scheduled.due_at(deployment.planned_t0) > now:
             continue
         with transaction.atomic():
+            lock_deployment(deployment.pk)  # deployments/locks.py: the deployment first
             claimed = ScheduledSend.objects.filter(pk=scheduled.pk, state=ScheduleState.PENDING).update(
                 state=ScheduleState.DONE, claimed_at=now
             )
@@ -430,6 +438,7 @@ def send_due(now=None) -> int:
 @transaction.atomic
 def send_template(template_id: int, actor, *, channel_ids: list[int] | None = None) -> Message:
     """Send a template now, from the war room: the lead, or its sender role."""
+    lock_deployment_of(MessageTemplate, template_id)
     template = (
         MessageTemplate.objects.select_for_update(of=("self",)).select_related("deployment", "sender_role").get(pk=template_id)
     )
@@ -551,6 +560,7 @@ def compose(
 def set_status_page(deployment: Deployment, actor, action: str) -> StatusPage | None:
     """enable (or re-enable with the same link), regenerate (a new link; the old one dies), revoke."""
     _require_lead(actor, deployment, "publish or revoke the status page")
+    lock_deployment(deployment.pk)
     page = StatusPage.objects.select_for_update().filter(deployment=deployment).first()
     if action == "enable":
         if page is None:

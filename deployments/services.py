@@ -17,6 +17,7 @@ from checklists.models import ItemKind, RunbookVersion
 from deployments import board, hooks, live
 from deployments.actors import SystemActor
 from deployments.events import record_event
+from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import (
     ALLOWED_TRANSITIONS,
     FINISHED_STATES,
@@ -196,6 +197,7 @@ def create_deployment(
 @transaction.atomic
 def set_participant(deployment: Deployment, actor, user, *, role_names: list[str], is_lead: bool = False) -> Participant:
     """Add a person or change their roles; the lead decides."""
+    lock_deployment(deployment.pk)
     _require_lead(access_for(actor, deployment), "manage people")
     roles = list(DeploymentRole.objects.filter(deployment=deployment, name__in=role_names))
     unknown = set(role_names) - {r.name for r in roles}
@@ -227,6 +229,7 @@ def set_participant(deployment: Deployment, actor, user, *, role_names: list[str
 
 @transaction.atomic
 def remove_participant(deployment: Deployment, actor, user) -> None:
+    lock_deployment(deployment.pk)
     _require_lead(access_for(actor, deployment), "manage people")
     participant = Participant.objects.select_for_update().filter(deployment=deployment, user=user).first()
     if participant is None:
@@ -250,6 +253,7 @@ def remove_participant(deployment: Deployment, actor, user) -> None:
 def add_contact(
     deployment: Deployment, actor, *, role_name: str | None, level: int, name: str, phone: str = "", email: str = ""
 ) -> EmergencyContact:
+    lock_deployment(deployment.pk)
     _require_lead(access_for(actor, deployment), "manage emergency contacts")
     require_unfinished(deployment, "its contacts no longer change")
     role = None
@@ -303,7 +307,7 @@ def transition_state(deployment_id: int, new_state: str, *, actor, reason: str =
     """
     from approvals.services import check_ready_to_start
 
-    deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+    deployment = lock_deployment(deployment_id)
     require_state_change(actor, deployment, new_state)
     if new_state not in DeploymentState.values:
         raise InvalidChange(f"Unknown state {new_state!r}.")
@@ -373,7 +377,7 @@ def transition_state(deployment_id: int, new_state: str, *, actor, reason: str =
 @transaction.atomic
 def reanchor_t0(deployment_id: int, actor, new_t0: datetime, *, reason: str) -> Deployment:
     """Move T-0: every planned time moves with it (they are offsets); actual times stay."""
-    deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+    deployment = lock_deployment(deployment_id)
     _require_lead(access_for(actor, deployment), "move T-0")
     require_unfinished(deployment, "its T-0 can no longer move")
     if timezone.is_naive(new_t0):
@@ -488,6 +492,7 @@ def update_item(
     is the revision the person saw; if the item changed since, nothing is written and
     StaleChange carries the current state to show them.
     """
+    lock_deployment_of(Item, item_id)
     item = Item.objects.select_for_update(of=("self",)).select_related("step__role", "deployment").get(pk=item_id)
     after = check_item_change(item, actor, revision=revision, checked=checked, value=value, note=note)
     return _apply_item_change(item, actor, after)
@@ -571,6 +576,7 @@ def mark_late_steps(now=None) -> int:
         if not step.is_late(step.deployment.planned_t0, now):
             continue
         with transaction.atomic():
+            lock_deployment(step.deployment_id)
             claimed = Step.objects.filter(pk=step.pk, late_reported=False).update(late_reported=True)
             if not claimed:
                 continue

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from deployments import live
 from deployments.events import record_event
+from deployments.locks import lock_deployment
 from deployments.models import Deployment, Participant, Phase, Step
 from deployments.permissions import PermissionDenied, access_for
 from deployments.services import InvalidChange
@@ -271,6 +272,7 @@ def _require_editor(actor, deployment: Deployment) -> None:
 
 
 def _review_for(deployment: Deployment) -> Review:
+    lock_deployment(deployment.pk)
     review, _ = Review.objects.get_or_create(deployment=deployment)
     return Review.objects.select_for_update().get(pk=review.pk)
 
@@ -286,7 +288,7 @@ def save_review(
     held_at=None,
     revision: int | None = None,
 ) -> Review:
-    deployment = Deployment.objects.select_for_update(of=("self",)).get(pk=deployment_id)
+    deployment = lock_deployment(deployment_id)
     _require_editor(actor, deployment)
     if follow_up_status not in FollowUpStatus.values:
         raise InvalidChange("Follow-up status is open, in progress or done.")
@@ -318,7 +320,7 @@ def save_review(
 
 @transaction.atomic
 def add_action_item(deployment_id: int, actor, *, text: str, owner_id: int | None, due_date: date | None) -> ActionItem:
-    deployment = Deployment.objects.select_for_update(of=("self",)).get(pk=deployment_id)
+    deployment = lock_deployment(deployment_id)
     _require_editor(actor, deployment)
     text = (text or "").strip()
     if not text or len(text) > 300:
@@ -348,6 +350,10 @@ def add_action_item(deployment_id: int, actor, *, text: str, owner_id: int | Non
 
 @transaction.atomic
 def set_action_status(item_id: int, actor, status: str) -> ActionItem:
+    deployment_id = ActionItem.objects.filter(pk=item_id).values_list("review__deployment_id", flat=True).first()
+    if deployment_id is None:
+        raise ActionItem.DoesNotExist
+    lock_deployment(deployment_id)  # deployments/locks.py: the deployment first
     item = ActionItem.objects.select_for_update(of=("self",)).select_related("review__deployment").get(pk=item_id)
     deployment = item.review.deployment
     _require_editor(actor, deployment)

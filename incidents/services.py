@@ -24,7 +24,8 @@ from comms.models import Channel, MessageKind, MessageTemplate, TemplateKind
 from comms.rendering import TemplateProblem, render_message
 from deployments import actors, live
 from deployments.events import record_event
-from deployments.models import Deployment, DeploymentRole, EmergencyContact
+from deployments.locks import lock_deployment, lock_deployment_of
+from deployments.models import DeploymentRole, EmergencyContact
 from deployments.permissions import Access, PermissionDenied, access_for
 from deployments.services import InvalidChange
 from incidents.models import Incident, IncidentStatus, IncidentUpdate, Page, Severity, UpdateKind
@@ -101,7 +102,7 @@ def _clean(severity: str, title: str, description: str, impact: str) -> tuple[st
 
 @transaction.atomic
 def raise_incident(deployment_id: int, actor, *, severity: str, title: str, description: str = "", impact: str = "") -> Incident:
-    deployment = Deployment.objects.select_for_update(of=("self",)).get(pk=deployment_id)
+    deployment = lock_deployment(deployment_id)
     _require_actor(actor, deployment)
     title, description, impact = _clean(severity, title, description, impact)
     number = (Incident.objects.filter(deployment=deployment).aggregate(n=Max("number"))["n"] or 0) + 1
@@ -143,6 +144,7 @@ def update_incident(
     incident_id: int, actor, *, text: str = "", status: str | None = None, severity: str | None = None
 ) -> Incident:
     """An update on the timeline, optionally with a new status or severity."""
+    lock_deployment_of(Incident, incident_id)  # deployments/locks.py: the deployment first
     incident = Incident.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=incident_id)
     _require_actor(actor, incident.deployment)
     text = (text or "").strip()
@@ -195,6 +197,7 @@ def update_incident(
 @transaction.atomic
 def acknowledge(incident_id: int, actor) -> Incident:
     """Someone has it: escalation stops here."""
+    lock_deployment_of(Incident, incident_id)  # deployments/locks.py: the deployment first
     incident = Incident.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=incident_id)
     _require_actor(actor, incident.deployment)
     if incident.acknowledged_at:
@@ -347,8 +350,9 @@ def escalate_due(now=None) -> int:
     due = Incident.objects.filter(next_escalation_at__lte=now, acknowledged_at__isnull=True).exclude(
         status=IncidentStatus.RESOLVED
     )
-    for candidate in due.values("pk", "escalation_level", "next_escalation_at"):
+    for candidate in due.values("pk", "deployment_id", "escalation_level", "next_escalation_at"):
         with transaction.atomic():
+            lock_deployment(candidate["deployment_id"])
             claimed = Incident.objects.filter(
                 pk=candidate["pk"],
                 escalation_level=candidate["escalation_level"],

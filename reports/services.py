@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from deployments import board, live
 from deployments.events import record_event
+from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentRole
 from deployments.permissions import PermissionDenied, access_for
 from deployments.services import InvalidChange
@@ -89,8 +90,7 @@ def record_failed_sign_off(deployment_id: int, user, *, role_name: str, reason: 
 
 def _checked_sign_off(deployment_id: int, user, *, role_name, outcome, statement, lock: bool = False):
     """Everything but the password; returns (deployment, role, statement stripped)."""
-    deployments = Deployment.objects.select_for_update() if lock else Deployment.objects
-    deployment = deployments.get(pk=deployment_id)
+    deployment = lock_deployment(deployment_id) if lock else Deployment.objects.get(pk=deployment_id)
     access = access_for(user, deployment)
     if not access.can_view:
         raise Deployment.DoesNotExist
@@ -208,6 +208,7 @@ def run_report_job(job_id: int) -> ReportJob:
 
 @transaction.atomic
 def complete_report_job(job_id: int, content: bytes, *, filename: str, record: dict, pages: int | None) -> ReportJob:
+    lock_deployment_of(ReportJob, job_id)  # deployments/locks.py: the deployment first
     job = ReportJob.objects.select_for_update().get(pk=job_id)
     if job.state != JobState.RUNNING:
         return job  # cancelled or finished by someone else meanwhile

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from deployments import actors, live
 from deployments.events import record_event
+from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentState, Phase
 from deployments.permissions import TAKE_TRAFFIC_BACK, PermissionDenied, access_for, require_system
 from deployments.services import InvalidChange, require_unfinished, transition_state
@@ -113,6 +114,7 @@ def validate_plan(spec: dict) -> list[str]:
 @transaction.atomic
 def define_plan(deployment: Deployment, spec: dict, *, step=None, actor=None) -> RolloutPlan:
     """Create or replace the deployment's plan (not while it runs)."""
+    lock_deployment(deployment.pk)
     require_unfinished(deployment, "its rollout plan no longer changes")
     problems = validate_plan(spec)
     if problems:
@@ -188,6 +190,7 @@ def _operator(plan: RolloutPlan, actor, what: str, *, when_finished: bool = Fals
 
 
 def _locked(plan_id: int) -> RolloutPlan:
+    lock_deployment_of(RolloutPlan, plan_id)  # deployments/locks.py: the deployment first
     return RolloutPlan.objects.select_for_update(of=("self",)).select_related("deployment", "step__role").get(pk=plan_id)
 
 
@@ -307,6 +310,7 @@ def confirm_weight(plan_id: int, actor) -> RolloutPlan:
 @transaction.atomic
 def enter_reading(gate_id: int, actor, *, value: float, note: str = "") -> MetricReading:
     gate = MetricGate.objects.select_related("plan__deployment", "plan__step__role").get(pk=gate_id)
+    lock_deployment(gate.plan.deployment_id)
     plan = RolloutPlan.objects.select_for_update(of=("self",)).select_related("deployment", "step__role").get(pk=gate.plan_id)
     _operator(plan, actor, "enter readings")
     if gate.source != SourceKind.MANUAL:
@@ -433,7 +437,15 @@ def rollback_phase(deployment_id: int) -> Phase | None:
 def tick(plan_id: int, now=None) -> str:
     """Move one plan one step. Returns what happened (for logs and tests)."""
     now = now or timezone.now()
+    deployment_id = RolloutPlan.objects.filter(pk=plan_id).values_list("deployment_id", flat=True).first()
+    if deployment_id is None:
+        return "idle"
     with transaction.atomic():
+        # The deployment first (deployments/locks.py); if a person's change holds it right
+        # now, this tick steps aside and the next one (WARROOM_ROLLOUT_TICK_SECONDS) goes on.
+        free = Deployment.objects.select_for_update(skip_locked=True, no_key=True).filter(pk=deployment_id)
+        if free.values_list("pk", flat=True).first() is None:
+            return "busy"
         plan = (
             RolloutPlan.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk=plan_id, state=RolloutState.RUNNING)

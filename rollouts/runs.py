@@ -22,6 +22,7 @@ from checklists.models import ItemKind, StepAction
 from deployments import actors, live
 from deployments import services as deployment_services
 from deployments.events import record_event
+from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Item, Step
 from deployments.permissions import PermissionDenied, access_for
 from deployments.services import InvalidChange
@@ -52,6 +53,7 @@ def bind_target(deployment, actor, target: Target) -> TargetBinding:
 @transaction.atomic
 def start_run(step_id: int, actor, *, target_id: int | None = None) -> TaskRun:
     """Press "Run" on a step: only actions the runbook defines, only on bound targets."""
+    lock_deployment_of(Step, step_id)  # deployments/locks.py: the deployment first
     step = Step.objects.select_for_update(of=("self",)).select_related("deployment").get(pk=step_id)
     deployment = step.deployment
     access = access_for(actor, deployment)
@@ -128,6 +130,7 @@ def _enqueue(run_id: int) -> None:
         log.warning("run %s not enqueued: %r", run_id, exc)
         with transaction.atomic():
             run = TaskRun.objects.select_related("target").get(pk=run_id)
+            lock_deployment(run.deployment_id)
             if TaskRun.objects.filter(pk=run_id, state=RunState.QUEUED).update(
                 state=RunState.FAILED, finished_at=timezone.now(), error=QUEUE_DOWN
             ):
@@ -144,6 +147,7 @@ def _enqueue(run_id: int) -> None:
 
 @transaction.atomic
 def cancel_run(run_id: int, actor) -> TaskRun:
+    lock_deployment_of(TaskRun, run_id)
     run = TaskRun.objects.select_for_update(of=("self",)).select_related("step", "deployment").get(pk=run_id)
     access = access_for(actor, run.deployment)
     if not access.can_view:
@@ -223,6 +227,7 @@ def execute_run(run_id: int) -> str:
 @transaction.atomic
 def finish_run(run: TaskRun, state: str, *, error: str = "", result: dict | None = None) -> str:
     """running → final state, guarded: a run the reaper already marked lost stays lost."""
+    lock_deployment(run.deployment_id)
     finished = TaskRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
         state=state,
         finished_at=timezone.now(),
@@ -286,6 +291,7 @@ def reap_lost_runs(now=None) -> int:
     reaped = 0
     for run in TaskRun.objects.filter(state=RunState.RUNNING, heartbeat_at__lt=cutoff).select_related("target"):
         with transaction.atomic():
+            lock_deployment(run.deployment_id)
             if not TaskRun.objects.filter(pk=run.pk, state=RunState.RUNNING, heartbeat_at__lt=cutoff).update(
                 state=RunState.LOST,
                 finished_at=now,
