@@ -169,20 +169,21 @@ _opener = urllib.request.build_opener(_NoRedirect)
 
 def _send_webhook(delivery: Delivery) -> str:
     channel = delivery.channel
-    if channel is None or not channel.url:
-        raise PermanentError("the channel was removed")
+    if channel is None or channel.endpoint is None:
+        raise PermanentError("the channel was removed, or names no webhook")
+    endpoint = channel.endpoint  # the administrator's address and secret, never a typed one
     body = json.dumps({"text": delivery.message.slack}).encode()
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Warroom",
         "X-Warroom-Idempotency-Key": str(delivery.idempotency_key),
     }
-    if channel.secret_env:
-        secret = os.environ.get(channel.secret_env, "")
+    if endpoint.secret_env:
+        secret = os.environ.get(endpoint.secret_env, "")
         if not secret:
-            raise PermanentError(f"the environment variable {channel.secret_env} (this webhook's secret) is not set")
+            raise PermanentError(f"the environment variable {endpoint.secret_env} (this webhook's secret) is not set")
         headers.update(signed_headers(secret, body))
-    request = urllib.request.Request(channel.url, data=body, method="POST", headers=headers)  # noqa: S310 (http(s) checked on save)
+    request = urllib.request.Request(endpoint.url, data=body, method="POST", headers=headers)  # noqa: S310 (an administrator's http(s) URL)
     try:
         with _opener.open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
             status = response.status

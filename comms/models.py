@@ -20,16 +20,51 @@ class Transport(models.TextChoices):
     WEBHOOK = "webhook", "Webhook (Slack-compatible)"
 
 
+class WebhookEndpoint(models.Model):
+    """A chat or paging webhook (Slack-compatible), defined by an administrator.
+
+    A deployment's webhook channel names one; the address and the name of the environment
+    variable holding its signing secret are the administrator's, never typed in a war room,
+    so nobody can make a worker post to an address of their choosing.
+    """
+
+    name = models.SlugField(max_length=60, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    url = models.URLField(max_length=500, help_text="Where messages are POSTed (http or https)")
+    secret_env = models.CharField(
+        max_length=100, blank=True, help_text="Name of the environment variable holding the HMAC secret (never the secret)"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        parts = urlsplit(self.url or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValidationError({"url": "An http:// or https:// URL."})
+        if self.secret_env and not self.secret_env.replace("_", "").isalnum():
+            raise ValidationError({"secret_env": "The name of an environment variable, e.g. WARROOM_SLACK_SECRET."})
+
+
 class Channel(models.Model):
-    """Where messages go: a list of e-mail addresses, or a webhook URL."""
+    """Where messages go: a list of e-mail addresses, or an administrator-defined webhook."""
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="comm_channels")
     name = models.CharField(max_length=100)
     transport = models.CharField(max_length=10, choices=Transport.choices)
     recipients = models.JSONField(default=list, blank=True, help_text="E-mail addresses (e-mail channels)")
-    url = models.URLField(max_length=500, blank=True, help_text="Webhook URL (webhook channels)")
-    secret_env = models.CharField(
-        max_length=100, blank=True, help_text="Name of the environment variable holding the HMAC secret (never the secret)"
+    endpoint = models.ForeignKey(
+        WebhookEndpoint,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="channels",
+        help_text="The administrator-defined webhook (webhook channels)",
     )
     carries_pages = models.BooleanField(default=False, help_text="Incident pages are posted here too")
     is_active = models.BooleanField(default=True)
@@ -47,8 +82,10 @@ class Channel(models.Model):
         """To whom, as shown: addresses, or the webhook's host only (its path is often a secret)."""
         if self.transport == Transport.EMAIL:
             return ", ".join(self.recipients)
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else ""
+        if self.endpoint is None:
+            return "no webhook chosen"
+        parts = urlsplit(self.endpoint.url)
+        return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else self.endpoint.name
 
 
 class TemplateKind(models.TextChoices):

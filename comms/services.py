@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -30,6 +29,7 @@ from comms.models import (
     StatusPage,
     TemplateKind,
     Transport,
+    WebhookEndpoint,
 )
 from comms.rendering import Rendered, TemplateProblem, build_context, check_message, render_message
 from deployments import live
@@ -125,14 +125,16 @@ def _clean_recipients(raw) -> list[str]:
     return addresses
 
 
-def _clean_url(url: str) -> str:
-    url = (url or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidChange("A webhook needs an http:// or https:// URL.")
-    if len(url) > 500:
-        raise InvalidChange("That URL is too long (500 characters at most).")
-    return url
+def _endpoint(name: str) -> WebhookEndpoint:
+    """A webhook channel names an administrator-defined endpoint; its address is never typed here."""
+    endpoint = WebhookEndpoint.objects.filter(name=(name or "").strip()).first()
+    if endpoint is None:
+        names = ", ".join(WebhookEndpoint.objects.values_list("name", flat=True)[:20])
+        raise InvalidChange(
+            "Choose one of the webhooks an administrator has defined"
+            + (f" ({names})." if names else ": none is defined yet (Admin › Comms › Webhook endpoints).")
+        )
+    return endpoint
 
 
 @transaction.atomic
@@ -144,8 +146,7 @@ def save_channel(
     name: str,
     transport: str,
     recipients="",
-    url: str = "",
-    secret_env: str = "",
+    endpoint: str = "",
     carries_pages: bool = False,
     is_active: bool = True,
 ) -> Channel:
@@ -155,14 +156,11 @@ def save_channel(
         raise InvalidChange("Name the channel (up to 100 characters).")
     if transport not in Transport.values:
         raise InvalidChange("Choose e-mail or webhook.")
-    secret_env = (secret_env or "").strip()
-    if secret_env and not ENV_NAME.match(secret_env):
-        raise InvalidChange("The secret is named by an environment variable (e.g. WARROOM_SLACK_SECRET), never typed here.")
     fields = {"name": name, "transport": transport, "carries_pages": bool(carries_pages), "is_active": bool(is_active)}
     if transport == Transport.EMAIL:
-        fields.update(recipients=_clean_recipients(recipients), url="", secret_env="")
+        fields.update(recipients=_clean_recipients(recipients), endpoint=None)
     else:
-        fields.update(recipients=[], url=_clean_url(url), secret_env=secret_env)
+        fields.update(recipients=[], endpoint=_endpoint(endpoint))
     if Channel.objects.filter(deployment=deployment, name=name).exclude(pk=channel_id).exists():
         raise InvalidChange(f"There is already a channel called “{name}”.")
     if channel_id is None:

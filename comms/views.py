@@ -22,6 +22,7 @@ from comms.models import (
     StatusPage,
     TemplateKind,
     Transport,
+    WebhookEndpoint,
 )
 from comms.rendering import VARIABLES
 from deployments.models import DeploymentState
@@ -75,7 +76,7 @@ def _page_context(request, deployment) -> dict:
     return {
         "d": deployment,
         "access": access,
-        "channels": Channel.objects.filter(deployment=deployment),
+        "channels": Channel.objects.filter(deployment=deployment).select_related("endpoint"),
         "templates": templates,
         "scheduled": scheduled,
         "messages_sent": Message.objects.filter(deployment=deployment)
@@ -84,6 +85,7 @@ def _page_context(request, deployment) -> dict:
         "roles": deployment.roles.all(),
         "kinds": TemplateKind.choices,
         "transports": Transport.choices,
+        "endpoints": WebhookEndpoint.objects.all(),
         "variables": VARIABLES.items(),
         "status_page": page,
         "status_page_url": services.status_page_url(deployment),
@@ -146,8 +148,7 @@ def channel_save(request, pk):
             name=request.POST.get("name", ""),
             transport=request.POST.get("transport", ""),
             recipients=request.POST.get("recipients", ""),
-            url=request.POST.get("url", ""),
-            secret_env=request.POST.get("secret_env", ""),
+            endpoint=request.POST.get("endpoint", ""),
             carries_pages=_flag(request, "carries_pages"),
             is_active=_flag(request, "is_active") if "is_active_shown" in request.POST else True,
         )

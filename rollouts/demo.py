@@ -50,7 +50,7 @@ def is_demo_deployment(deployment_id: int) -> bool:
 
     return (
         settings.WARROOM_DEMO
-        and MetricGate.objects.filter(plan__deployment_id=deployment_id, source_config__url__icontains="/demo/metrics").exists()
+        and MetricGate.objects.filter(plan__deployment_id=deployment_id, source_def__name=DEMO_SOURCE).exists()
     )
 
 

@@ -9,6 +9,7 @@ server process would still have cached.
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
+from django.urls import clear_url_caches
 
 from deployments import live
 from tests.factories import make_deployment, make_user, staff_deployment
@@ -168,3 +170,22 @@ def celery_worker(process_env, tmp_path_factory):
         yield proc
     finally:
         _terminate(proc)
+
+
+def _reload_urls():
+    import rollouts.urls
+    import warroom.urls
+
+    importlib.reload(rollouts.urls)
+    importlib.reload(warroom.urls)
+    clear_url_caches()
+
+
+@pytest.fixture
+def demo_on(settings):
+    """The demo's routes (/demo/…), which exist only when WARROOM_DEMO is on (as under `make run`)."""
+    settings.WARROOM_DEMO = True
+    _reload_urls()
+    yield
+    settings.WARROOM_DEMO = False
+    _reload_urls()

@@ -9,11 +9,12 @@ import threading
 import time
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 
 from comms import services
-from comms.models import Transport
+from comms.models import Transport, WebhookEndpoint
 from tests.conftest import free_port
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd is chatty at INFO
@@ -125,8 +126,13 @@ def email_channel(deployment, lead, *addresses, name="Users"):
 
 
 def webhook_channel(deployment, lead, url, *, secret_env="WARROOM_TEST_HOOK_SECRET", name="Team chat", pages=False):
+    """What an administrator defines once (the webhook), then the lead's channel naming it."""
+    endpoint, _ = WebhookEndpoint.objects.update_or_create(
+        name=f"hook-{urlsplit(url).port or 'x'}-{secret_env.lower() or 'unsigned'}".replace("_", "-"),
+        defaults={"url": url, "secret_env": secret_env},
+    )
     return services.save_channel(
-        deployment, lead, name=name, transport=Transport.WEBHOOK, url=url, secret_env=secret_env, carries_pages=pages
+        deployment, lead, name=name, transport=Transport.WEBHOOK, endpoint=endpoint.name, carries_pages=pages
     )
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from comms import delivery, services
-from comms.models import Delivery, DeliveryState
+from comms.models import Delivery, DeliveryState, WebhookEndpoint
 from deployments.models import Event
 from deployments.permissions import PermissionDenied
 from deployments.services import InvalidChange
@@ -153,10 +153,14 @@ def test_bad_channels_are_refused(crew):
     lead = people["lead"]
     with pytest.raises(InvalidChange, match="not an e-mail address"):
         services.save_channel(deployment, lead, name="x", transport="email", recipients="ops@example.com, nope")
-    with pytest.raises(InvalidChange, match="http:// or https://"):
-        services.save_channel(deployment, lead, name="x", transport="webhook", url="file:///etc/passwd")
-    with pytest.raises(InvalidChange, match="environment variable"):
-        services.save_channel(deployment, lead, name="x", transport="webhook", url="https://h.example", secret_env="hunter2!")
+    # A webhook's address is an administrator's: a channel can only name one that exists.
+    with pytest.raises(InvalidChange, match="none is defined yet"):
+        services.save_channel(deployment, lead, name="x", transport="webhook", endpoint="file:///etc/passwd")
+    with pytest.raises(TypeError):
+        services.save_channel(deployment, lead, name="x", transport="webhook", url="http://169.254.169.254/")  # no such input
+    WebhookEndpoint.objects.create(name="team-chat", url="https://chat.example/hooks/1")
+    with pytest.raises(InvalidChange, match=r"Choose one of the webhooks an administrator has defined \(team-chat\)"):
+        services.save_channel(deployment, lead, name="x", transport="webhook", endpoint="other")
     with pytest.raises(InvalidChange, match="e-mail or webhook"):
         services.save_channel(deployment, lead, name="x", transport="pigeon")
     with pytest.raises(PermissionDenied):

@@ -92,7 +92,9 @@ def test_other_malformed_requests(crew):
     lead = client_for(people["lead"], htmx=True)
     base = f"/deployments/{deployment.pk}/comms"
     assert lead.post(f"{base}/channels/", {"name": "x", "transport": "email", "recipients": "not-an-address"}).status_code == 400
-    assert lead.post(f"{base}/channels/", {"name": "x", "transport": "webhook", "url": "ftp://x"}).status_code == 400
+    # A typed address is no webhook: only an administrator-defined one can be named.
+    assert lead.post(f"{base}/channels/", {"name": "x", "transport": "webhook", "url": "http://10.0.0.1/"}).status_code == 400
+    assert not Channel.objects.filter(deployment=deployment, name="x").exists()
     assert lead.post(f"{base}/channels/", {"channel_id": "1x", "name": "x", "transport": "email"}).status_code == 400
     assert lead.post(f"{base}/templates/999999/send/").status_code == 404
     assert lead.post(f"{base}/scheduled/999999/cancel/").status_code == 404

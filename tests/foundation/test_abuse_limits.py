@@ -2,7 +2,6 @@
 at login, NUL bytes, the debug page's secrets, a Content-Security-Policy on every page, and
 demo endpoints that exist only in the demo."""
 
-import importlib
 import re
 import sys
 from datetime import timedelta
@@ -12,11 +11,10 @@ import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.test import Client, RequestFactory
-from django.urls import clear_url_caches
 from django.utils import timezone
 from django.views.debug import ExceptionReporter
 
-from rollouts.models import MetricGate, RolloutPlan
+from rollouts.models import DEMO_SOURCE, MetricGate, MetricSource, MetricSourceKind, RolloutPlan
 from tests.factories import PASSWORD, make_user
 
 LIMIT = settings.AXES_FAILURE_LIMIT
@@ -136,24 +134,6 @@ def test_every_page_carries_a_content_security_policy(crew):
 # --- demo endpoints exist only in the demo -------------------------------------------------
 
 
-def _reload_urls():
-    import rollouts.urls
-    import warroom.urls
-
-    importlib.reload(rollouts.urls)
-    importlib.reload(warroom.urls)
-    clear_url_caches()
-
-
-@pytest.fixture
-def demo_on(settings):
-    settings.WARROOM_DEMO = True
-    _reload_urls()
-    yield
-    settings.WARROOM_DEMO = False
-    _reload_urls()
-
-
 def test_demo_endpoints_are_not_routed_outside_the_demo(db):
     assert settings.WARROOM_DEMO is False  # the default, and production's
     staff = make_user("admin")
@@ -169,8 +149,9 @@ def test_demo_endpoints_are_not_routed_outside_the_demo(db):
 def test_demo_health_needs_the_demo_leads_csrf_checked_post(crew, demo_on):
     deployment, people = crew
     plan = RolloutPlan.objects.create(deployment=deployment)
+    demo_source = MetricSource.objects.create(name=DEMO_SOURCE, kind=MetricSourceKind.HTTP_JSON, url="http://x/demo/metrics")
     MetricGate.objects.create(
-        plan=plan, name="error_rate", source="http_json", source_config={"url": "http://x/demo/metrics"}, threshold=1
+        plan=plan, name="error_rate", source="http_json", source_def=demo_source, source_config={"path": "e"}, threshold=1
     )
     form = {"healthy": "0", "deployment": str(deployment.pk)}
     assert Client().post("/demo/health", form).status_code == 302  # to the login page
@@ -186,7 +167,8 @@ def test_demo_health_needs_the_demo_leads_csrf_checked_post(crew, demo_on):
     lead.force_login(people["lead"])
     assert lead.post("/demo/health", form).status_code == 200
     # The lead of a deployment that is not the demo's may not press it either.
-    plan.gates.update(source_config={"url": "http://prometheus:9090"})
+    other = MetricSource.objects.create(name="prometheus", kind=MetricSourceKind.PROMETHEUS, url="http://prometheus:9090")
+    plan.gates.update(source_def=other)
     assert lead.post("/demo/health", form).status_code == 404
 
 

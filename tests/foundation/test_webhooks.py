@@ -65,7 +65,7 @@ def test_header_names_in_any_case():
     assert verify_signature(SECRET, BODY, headers)
 
 
-def test_demo_router_accepts_fresh_and_refuses_replayed_requests(db, client, monkeypatch):
+def test_demo_router_accepts_fresh_and_refuses_replayed_requests(db, client, monkeypatch, demo_on):
     monkeypatch.setenv(SECRET_ENV, SECRET.decode())
 
     def post(headers):

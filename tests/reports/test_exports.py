@@ -194,7 +194,9 @@ def test_html_a_user_typed_is_escaped_in_the_markdown_export(report_crew):
     deployment_services.update_item(
         item.pk, people["lead"], revision=None, checked=True, note="<script>alert('note')</script> & more"
     )
-    deployment_services.change_state(deployment.pk, people["lead"], DeploymentState.COMPLETED)
+    deployment_services.change_state(
+        deployment.pk, people["lead"], DeploymentState.COMPLETED, override_reason="Export test: the checklist is not the point"
+    )
     services.sign_off(
         deployment.pk,
         people["qa"],
