@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from checklists.models import RunbookVersion
 from deployments import board as board_module
-from deployments import services
+from deployments import screens, services
 from deployments.forms import ContactForm, DeploymentForm, ParticipantForm, ReanchorForm
 from deployments.models import ACTIVE_STATES, FINISHED_STATES, DeploymentState, Event, Item
 from deployments.permissions import (
@@ -189,6 +189,66 @@ def board(request, pk):
     response["X-Warroom-Seq"] = str(context["seq"])
     response["X-Warroom-Epoch"] = context["epoch"]
     return response
+
+
+# --- the TV and the phone ------------------------------------------------------------
+
+
+def _live_settings() -> dict:
+    return {"poll_seconds": settings.WARROOM_POLL_SECONDS, "beat_seconds": settings.WARROOM_LIVE_BEAT_SECONDS}
+
+
+def _fragment(request, template: str, context: dict) -> HttpResponse:
+    """One screen's whole fragment, with where the live numbers were when it was rendered."""
+    response = render(request, template, context)
+    response["X-Warroom-Seq"] = str(context["seq"])
+    response["X-Warroom-Epoch"] = context["epoch"]
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_GET
+def tv(request, pk):
+    """The war room for a wall screen: one screen, no scrolling, no controls. It follows the
+    deployment by re-fetching ``tv_board`` whenever a push arrives (warroom.js)."""
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    context = screens.tv_context(deployment.pk)
+    context.update(_live_settings())
+    return render(request, "deployments/tv.html", context)
+
+
+@login_required
+@require_GET
+def tv_board(request, pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    return _fragment(request, "deployments/tv.html#tv", screens.tv_context(deployment.pk))
+
+
+def _me_context(request, deployment) -> dict:
+    context = board_module.board_context(deployment.pk)
+    screens.attach_gate_people(context["approvals"], context["board"].participants)
+    access = access_for(request.user, deployment)
+    context.update(access=access, work=screens.my_work(context, request.user, access))
+    context["clock"] = screens.clock(context["d"], context["board"].steps, context["board"].now)
+    return context
+
+
+@login_required
+@require_GET
+def me(request, pk):
+    """The phone view: what waits for this person first, one tap each; the rest below."""
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    context = _me_context(request, deployment)
+    context.update(_live_settings())
+    return render(request, "deployments/me.html", context)
+
+
+@login_required
+@require_GET
+def me_board(request, pk):
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    return _fragment(request, "deployments/me.html#me", _me_context(request, deployment))
 
 
 @login_required

@@ -61,6 +61,8 @@
   function applyAccess(root) {
     if (!document.body.classList.contains("warroom")) return;
     var v = viewer();
+    // A finished deployment is read-only for everybody (the header says so; it may have finished live).
+    var finished = !!document.querySelector("#wr-header[data-finished]");
     document.body.classList.toggle("is-lead", v.lead);
     (root || document).querySelectorAll(".step").forEach(function (step) {
       var role = step.dataset.role;
@@ -71,7 +73,7 @@
         var mayUndo = v.lead || !doneBy || doneBy === v.id;
         item.querySelectorAll(".act").forEach(function (ctl) {
           var isUndo = ctl.type === "checkbox" && ctl.checked;
-          ctl.disabled = !mayAct || (isUndo && !mayUndo);
+          ctl.disabled = finished || !mayAct || (isUndo && !mayUndo);
         });
       });
     });
@@ -123,7 +125,7 @@
 
   // --- live updates: sequence numbers, gaps, reconnects, polling ----------------------
   var live = { seq: 0, epoch: "", open: false, everOpened: false, pollTimer: null, refreshing: false,
-               lastHeard: 0, stale: false };
+               again: false, refetchTimer: null, lastHeard: 0, stale: false };
 
   function setConn(text, cls) {
     var el = document.getElementById("conn-state");
@@ -133,8 +135,11 @@
   function refreshBoard() {
     var board = document.getElementById("board");
     var url = document.body.dataset.boardUrl;
-    if (!board || !url || live.refreshing) return;
+    if (!board || !url) return;
+    // A fetch already under way may have left before the change that asks for this one: fetch once more after it.
+    if (live.refreshing) { live.again = true; return; }
     live.refreshing = true;
+    live.again = false;
     fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
       .then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
@@ -149,7 +154,20 @@
         });
       })
       .catch(function () { setConn("Offline: retrying…", "bad"); })
-      .finally(function () { live.refreshing = false; });
+      .finally(function () {
+        live.refreshing = false;
+        if (live.again) { live.again = false; refreshBoard(); }
+      });
+  }
+
+  // Screens that show a summary of the whole deployment (the TV, the phone view) cannot
+  // swap the war room's fragments: they re-fetch their one fragment after a push instead,
+  // at most every REFETCH_MS however fast pushes come (log lines stream every 100 ms).
+  var REFETCH_MS = 400;
+  function followsByRefetch() { return document.body.dataset.follow === "refetch"; }
+  function scheduleRefresh() {
+    if (live.refetchTimer) return;
+    live.refetchTimer = setTimeout(function () { live.refetchTimer = null; refreshBoard(); }, REFETCH_MS);
   }
 
   function startPolling() {
@@ -207,6 +225,7 @@
       live.epoch = m[1]; live.seq = seq; e.preventDefault(); refreshBoard(); return;
     }
     if (seq <= live.seq) { e.preventDefault(); return; } // already reflected by a refresh
+    if (followsByRefetch()) { live.seq = seq; e.preventDefault(); scheduleRefresh(); return; }
     var gap = live.seq && seq > live.seq + 1;
     live.seq = seq;
     if (gap) { e.preventDefault(); refreshBoard(); }

@@ -20,7 +20,7 @@ def client_for(user):
 
 
 @pytest.mark.parametrize("persona", [*VIEWERS, "outsider"])
-@pytest.mark.parametrize("page", ["", "board/", "events/", "people/"])
+@pytest.mark.parametrize("page", ["", "board/", "events/", "people/", "tv/", "tv/board/", "me/", "me/board/"])
 def test_pages_visible_to_participants_only(crew, persona, page):
     deployment, people = crew
     response = client_for(people[persona]).get(f"/deployments/{deployment.pk}/{page}")

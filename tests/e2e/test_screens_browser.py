@@ -1,0 +1,181 @@
+"""The screens people look at: the TV view on a wall, the phone view of the person with a
+decision, and a finished deployment. Real server, real Redis and PostgreSQL, Chromium at the
+sizes the team uses; screenshots go to /tmp/screens/ for a person to look at."""
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from approvals import services as approval_services
+from approvals.models import Gate, GateRule
+from deployments import services as deployment_services
+from deployments.models import DeploymentRole, DeploymentState, Item
+from rollouts import controller
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SHOTS = Path("/tmp/screens")
+SIZES = {"1920x1080": (1920, 1080), "1280x800": (1280, 800), "390x844": (390, 844), "3840x2160": (3840, 2160)}
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def assert_in_viewport(page, selector):
+    box = page.locator(selector).first.bounding_box()
+    size = page.viewport_size
+    assert box is not None, f"{selector} is not shown"
+    assert box["x"] >= 0 and box["y"] >= 0, (selector, box)
+    assert box["x"] + box["width"] <= size["width"] + 1, (selector, box, size)
+    assert box["y"] + box["height"] <= size["height"] + 1, (selector, box, size)
+
+
+def assert_no_scrolling(page):
+    height, inner = page.evaluate("[document.scrollingElement.scrollHeight, window.innerHeight]")
+    assert height <= inner + 1, f"the page scrolls: {height} px in a {inner} px window"
+
+
+def running_deployment(crew):
+    """In progress, a gate that QA (twice: QA Lead and DBA) and the product owner vote on,
+    and a canary rollout at 10 % with manual readings."""
+    deployment, people = crew
+    deployment_services.set_participant(deployment, people["lead"], people["qa"], role_names=["QA Lead", "DBA"])
+    gate = Gate.objects.get(deployment=deployment)
+    roles = list(
+        DeploymentRole.objects.filter(deployment=deployment, name__in=["QA Lead", "DBA", "Product Owner"]).values_list(
+            "pk", flat=True
+        )
+    )
+    approval_services.configure_gate(gate.pk, people["lead"], voter_role_ids=roles, rule=GateRule.UNANIMOUS)
+    for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
+        deployment_services.change_state(deployment.pk, people["lead"], state)
+    spec = {
+        "router": "manual",
+        "sample": 5,
+        "stages": [{"weight": 10, "hold": 60}, {"weight": 50, "hold": 60}, {"weight": 100, "hold": 0}],
+        "gates": [{"name": "error_rate", "source": "manual", "threshold": 1, "unit": "%"}],
+    }
+    plan = controller.define_plan(deployment, spec, actor=people["lead"])
+    controller.start_rollout(plan.pk, people["lead"])
+    controller.tick(plan.pk)  # the manual router asks a person to set the first weight
+    plan.refresh_from_db()
+    if plan.state == "waiting":
+        controller.confirm_weight(plan.pk, people["lead"])
+    metric = plan.gates.get()
+    for value in (0.2, 0.4, 0.3, 0.6):
+        controller.enter_reading(metric.pk, people["lead"], value=value)
+    approval_services.cast_vote(gate.pk, people["po"], "go", reason="business ready")
+    return deployment, people, gate, plan
+
+
+TV_PARTS = ["#t-clock", "#deployment-state", "#tv-current-step", ".tv-gate", ".tv-voters li"]
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_tv_fits_one_screen_follows_by_itself_and_shows_why_it_stopped(crew, login, size):
+    deployment, people, gate, plan = running_deployment(crew)
+    width, height = SIZES[size]
+    tv = login("observer", viewport={"width": width, "height": height})
+    tv.goto(f"/deployments/{deployment.pk}/tv/")
+    expect(tv.locator("#conn-state")).to_have_text("Live")
+    tv.evaluate("window.__noReload = true")
+    for part in TV_PARTS:
+        assert_in_viewport(tv, part)
+    assert_no_scrolling(tv)
+    # The tally names each person once, with every voting role they hold.
+    voters = tv.locator(".tv-voters li")
+    expect(voters.filter(has_text="Quinn")).to_have_count(1)
+    expect(voters.filter(has_text="Quinn")).to_contain_text("DBA, QA Lead")
+    expect(voters.filter(has_text="Pat Owner")).to_contain_text("GO")
+    expect(tv.locator("#t-clock")).to_have_text(re.compile(r"T[-+]\d\d:\d\d:\d\d"))
+    shot(tv, f"tv-run-{size}")
+
+    # A box ticked elsewhere: the TV's step progress follows without a reload.
+    item = Item.objects.get(deployment=deployment, text="Check 1.1")
+    expect(tv.locator(".tv-now")).to_contain_text("0/3")
+    deployment_services.update_item(item.pk, people["devops"], revision=None, checked=True)
+    expect(tv.locator(".tv-now")).to_contain_text("1/3", timeout=5000)
+
+    # The rollout is aborted: the reason, in words, takes the top of the screen.
+    controller.abort_rollout(plan.pk, people["lead"], reason="error rate 4.2 % over the 1 % line")
+    banner = tv.get_by_role("alert").filter(has_text="Rollout aborted")
+    expect(banner).to_contain_text("error rate 4.2 % over the 1 % line", timeout=5000)
+    for part in [".tv-stop", *TV_PARTS]:
+        assert_in_viewport(tv, part)
+    assert_no_scrolling(tv)
+    assert tv.locator(".tv-stop").bounding_box()["y"] < tv.locator("#t-clock").bounding_box()["y"]
+    assert tv.evaluate("window.__noReload") is True
+    shot(tv, f"tv-abort-{size}")
+
+
+def test_war_room_header_links_the_tv(crew, login):
+    deployment, _ = crew
+    page = login("qa")
+    page.goto(f"/deployments/{deployment.pk}/")
+    page.get_by_role("link", name="TV view").click()
+    page.wait_for_url(f"**/deployments/{deployment.pk}/tv/")
+    expect(page.locator("#t-clock")).to_be_visible()
+
+
+def test_phone_shows_the_product_owner_their_vote_first(crew, login):
+    deployment, people = crew
+    gate = Gate.objects.get(deployment=deployment)
+    roles = list(
+        DeploymentRole.objects.filter(deployment=deployment, name__in=["QA Lead", "Product Owner"]).values_list("pk", flat=True)
+    )
+    approval_services.configure_gate(gate.pk, people["lead"], voter_role_ids=roles, rule=GateRule.UNANIMOUS)
+    for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
+        deployment_services.change_state(deployment.pk, people["lead"], state)
+    po = login("po", viewport={"width": 390, "height": 844})
+    po.goto(f"/deployments/{deployment.pk}/me/")
+    expect(po.locator("#conn-state")).to_have_text("Live")
+    first = po.get_by_role("button", name="Vote GO").first
+    expect(first).to_be_visible()
+    assert_in_viewport(po, f"#me-gate-{gate.pk} button.go")
+    shot(po, "phone-po-390x844")
+
+    # A NO-GO asks for its reason in a field, not a dialog; the card goes once the vote is in.
+    po.get_by_text("Vote NO-GO…").click()
+    po.get_by_label("Why NO-GO? (required)").fill("the partner API is not ready")
+    po.locator(f"#me-gate-{gate.pk}").get_by_role("button", name="Vote NO-GO").click()
+    expect(po.locator(f"#me-gate-{gate.pk}")).to_have_count(0, timeout=5000)
+    expect(po.locator(".me-rest")).to_contain_text("NO-GO")
+    expect(po.locator(".me-rest")).to_contain_text("the partner API is not ready")
+    expect(po.locator(".me-line")).to_contain_text("Paused")
+    assert gate.votes.get().reason == "the partner API is not ready"
+    shot(po, "phone-po-voted-390x844")
+
+
+def test_finished_deployment_clock_stops_and_its_controls_go(crew, login):
+    deployment, people = crew
+    for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
+        deployment_services.change_state(deployment.pk, people["lead"], state)
+    deployment_services.change_state(
+        deployment.pk, people["lead"], DeploymentState.COMPLETED, override_reason="checked in the vendor console"
+    )
+    lead = login("lead", viewport={"width": 1280, "height": 800})
+    lead.goto(f"/deployments/{deployment.pk}/")
+    expect(lead.locator("#conn-state")).to_have_text("Live")
+    expect(lead.locator("#deployment-state")).to_have_text("Completed")
+    expect(lead.get_by_text("Re-anchor T-0")).to_have_count(0)
+    expect(lead.get_by_role("button", name="Vote GO")).to_have_count(0)
+    expect(lead.get_by_role("checkbox", name="Check 1.1")).to_be_disabled()
+    clock = lead.locator("#t-clock")
+    before = clock.inner_text()
+    time.sleep(2.2)
+    assert clock.inner_text() == before, "a finished deployment's clock moved"
+    expect(lead.locator("#wr-header")).to_contain_text("took")
+    shot(lead, "finished-warroom-1280x800")
+
+    tv = login("observer", viewport={"width": 1920, "height": 1080})
+    tv.goto(f"/deployments/{deployment.pk}/tv/")
+    before = tv.locator("#t-clock").inner_text()
+    time.sleep(2.2)
+    assert tv.locator("#t-clock").inner_text() == before
+    expect(tv.locator(".tv-clock")).to_contain_text("took")
+    shot(tv, "finished-tv-1920x1080")
