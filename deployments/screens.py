@@ -280,6 +280,9 @@ def tv_context(deployment_id: int) -> dict:
         gate = next((gv for gv in approvals["gates"] if gv.gate.item_id == next_item.pk), None)
     gate = gate or approvals["open_gate"]
     late = board.late_steps
+    if board.deployment.is_finished:  # nothing is current or next any more
+        current = phase = gate = None
+        late = []
     context.update(
         clock=clock(board.deployment, board.steps, board.now),
         stops=stop_reasons(board.deployment, rollout=context["rollout"], approvals=approvals, incidents=context["incidents"]),
