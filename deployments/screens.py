@@ -74,13 +74,6 @@ def gate_people(gate_view, people: dict[int, dict]) -> list[PersonVote]:
     return sorted(rows, key=lambda r: (order[r.vote], r.name.lower()))
 
 
-def attach_gate_people(approvals: dict, participants) -> None:
-    """Give every gate view of ``approvals`` its tally by person (``gv.people``)."""
-    people = people_roles(participants)
-    for gv in approvals["gates"]:
-        gv.people = gate_people(gv, people)
-
-
 # --- time -------------------------------------------------------------------------
 
 
@@ -270,7 +263,6 @@ def tv_context(deployment_id: int) -> dict:
 
     context = board_context(deployment_id)
     board, approvals = context["board"], context["approvals"]
-    attach_gate_people(approvals, board.participants)
     attach_sparklines(context["rollout"])
     current = board.current_step
     phase = next((pv for pv in board.phases if current and pv.phase.pk == current.phase_id), None)

@@ -227,7 +227,6 @@ def tv_board(request, pk):
 
 def _me_context(request, deployment) -> dict:
     context = board_module.board_context(deployment.pk)
-    screens.attach_gate_people(context["approvals"], context["board"].participants)
     access = access_for(request.user, deployment)
     context.update(access=access, work=screens.my_work(context, request.user, access))
     context["clock"] = screens.clock(context["d"], context["board"].steps, context["board"].now)

@@ -235,3 +235,75 @@ def test_the_board_renders_from_postgresql_while_redis_is_down(crew, monkeypatch
         assert response.status_code == 200, url
         assert "Check 2.1" in response.content.decode()
     assert client_for(people["qa"]).get(f"/deployments/{deployment.pk}/board/").headers["X-Warroom-Epoch"] == ""
+
+
+# --- the screens: TV, phone, finished, people once ---------------------------------------
+
+
+def _two_role_voter(deployment, people):
+    from approvals import services as approval_services
+    from approvals.models import Gate, GateRule
+    from deployments import services as deployment_services
+    from deployments.models import DeploymentRole
+
+    deployment_services.set_participant(deployment, people["lead"], people["qa"], role_names=["QA Lead", "DBA"])
+    gate = Gate.objects.get(deployment=deployment)
+    roles = list(DeploymentRole.objects.filter(deployment=deployment, name__in=["QA Lead", "DBA"]).values_list("pk", flat=True))
+    approval_services.configure_gate(gate.pk, people["lead"], voter_role_ids=roles, rule=GateRule.UNANIMOUS)
+    return gate
+
+
+@pytest.mark.parametrize("page", ["", "tv/", "me/"])
+def test_a_tally_lists_a_person_once_with_their_roles(crew, page):
+    deployment, people = crew
+    _two_role_voter(deployment, people)
+    html = client_for(people["lead"]).get(f"/deployments/{deployment.pk}/{page}").content.decode()
+    assert html.count("Quinn Assurance") >= 1
+    if page == "":
+        assert html.count(f'data-voter="{people["qa"].pk}"') == 1
+    assert "DBA, QA Lead" in html
+
+
+def test_finished_deployment_has_a_stopped_clock_and_no_controls(crew):
+    from deployments import services as deployment_services
+    from deployments.models import DeploymentState
+
+    deployment, people = crew
+    for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
+        deployment_services.change_state(deployment.pk, people["lead"], state)
+    deployment_services.change_state(deployment.pk, people["lead"], DeploymentState.COMPLETED, override_reason="vendor console")
+    html = client_for(people["lead"]).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert "Re-anchor T-0" not in html
+    assert 'id="t-clock" data-t0' not in html and "t-clock stopped" in html
+    assert "took " in html
+    assert "Vote GO" not in html
+    tv = client_for(people["observer"]).get(f"/deployments/{deployment.pk}/tv/").content.decode()
+    assert "t-clock stopped" in tv and "data-t0" not in tv
+
+
+def test_phone_lists_what_waits_for_me_first(crew):
+    deployment, people = crew
+    gate = _two_role_voter(deployment, people)
+    html = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/me/").content.decode()
+    waiting = html.index("Waiting for you")
+    assert waiting < html.index(f'id="me-gate-{gate.pk}"') < html.index("Everything else")
+    assert "Why NO-GO? (required)" in html
+    # The product owner does not vote on this gate: nothing of it waits for them.
+    other = client_for(people["po"]).get(f"/deployments/{deployment.pk}/me/").content.decode()
+    assert f'id="me-gate-{gate.pk}"' not in other
+
+
+def test_tv_fragment_carries_the_live_position(crew):
+    deployment, people = crew
+    response = client_for(people["observer"]).get(f"/deployments/{deployment.pk}/tv/board/")
+    assert response.status_code == 200
+    assert "X-Warroom-Seq" in response and "X-Warroom-Epoch" in response
+    assert b"tv-grid" in response.content and b"<html" not in response.content
+
+
+def test_favicon_is_linked_and_served(crew, client):
+    deployment, people = crew
+    html = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert 'rel="icon"' in html
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
