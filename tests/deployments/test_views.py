@@ -307,3 +307,10 @@ def test_favicon_is_linked_and_served(crew, client):
     assert 'rel="icon"' in html
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+
+
+def test_lead_pages_are_linked_from_the_war_room_header(crew):
+    deployment, people = crew
+    html = client_for(people["lead"]).get(f"/deployments/{deployment.pk}/").content.decode()
+    for url in ("gates/new/", "rollout/plan/", "tokens/", "tv/", "me/"):
+        assert f'href="/deployments/{deployment.pk}/{url}"' in html, url
