@@ -246,8 +246,14 @@ def me(request, pk):
 @login_required
 @require_GET
 def me_board(request, pk):
+    """The phone view's fragment; ``?part=waiting`` is just what waits for this person, which
+    the war room shows on top at phone width (without the step lines it shows itself)."""
     deployment = get_visible_deployment_or_404(request.user, pk)
-    return _fragment(request, "deployments/me.html#me", _me_context(request, deployment))
+    context = _me_context(request, deployment)
+    if request.GET.get("part") == "waiting":
+        context["embedded"] = True
+        return _fragment(request, "deployments/me.html#waiting", context)
+    return _fragment(request, "deployments/me.html#me", context)
 
 
 @login_required

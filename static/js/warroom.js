@@ -289,6 +289,35 @@
   });
 })();
 
+/* At phone width the war room starts with what waits for the viewer (their votes, approvals,
+ * sign-offs and open lines: the phone view's "waiting" part), fetched again after pushes. */
+(function () {
+  "use strict";
+  var PHONE = "(max-width: 700px)";
+  var busy = false, again = false, timer = null;
+  function loadMine() {
+    var box = document.getElementById("wr-mine");
+    if (!box || !box.dataset.url || !window.matchMedia(PHONE).matches) return;
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(box.dataset.url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.text(); })
+      .then(function (html) {
+        box.innerHTML = html;
+        if (window.htmx) htmx.process(box);
+      })
+      .catch(function () { /* the war room below still shows everything */ })
+      .finally(function () { busy = false; if (again) { again = false; loadMine(); } });
+  }
+  function soon() { if (!timer) timer = setTimeout(function () { timer = null; loadMine(); }, 400); }
+  document.addEventListener("DOMContentLoaded", loadMine);
+  document.addEventListener("warroom:pushed", soon, true); // dispatched on body without bubbling: listen while it descends
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail.successful && e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("#wr-mine")) soon();
+  });
+  if (window.matchMedia) window.matchMedia(PHONE).addEventListener("change", loadMine);
+})();
+
 /* A fragment swapped in by htmx keeps the disclosure widgets (<details id=…>) that were
  * open in the part it replaces, so an edit does not fold up the editor being used. */
 (function () {

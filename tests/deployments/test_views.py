@@ -314,3 +314,13 @@ def test_lead_pages_are_linked_from_the_war_room_header(crew):
     html = client_for(people["lead"]).get(f"/deployments/{deployment.pk}/").content.decode()
     for url in ("gates/new/", "rollout/plan/", "tokens/", "tv/", "me/"):
         assert f'href="/deployments/{deployment.pk}/{url}"' in html, url
+
+
+def test_the_war_room_asks_for_my_waiting_part_without_duplicating_its_lines(crew):
+    deployment, people = crew
+    gate = _two_role_voter(deployment, people)
+    html = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/me/board/?part=waiting").content.decode()
+    assert f'id="me-gate-{gate.pk}"' in html
+    assert 'id="item-' not in html  # the war room below has the lines: no second element with their ids
+    page = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert f'data-url="/deployments/{deployment.pk}/me/board/?part=waiting"' in page

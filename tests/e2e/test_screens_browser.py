@@ -151,6 +151,23 @@ def test_phone_shows_the_product_owner_their_vote_first(crew, login):
     shot(po, "phone-po-voted-390x844")
 
 
+def test_war_room_at_phone_width_starts_with_my_vote(crew, login):
+    deployment, people = crew
+    gate = Gate.objects.get(deployment=deployment)
+    roles = list(DeploymentRole.objects.filter(deployment=deployment, name="Product Owner").values_list("pk", flat=True))
+    approval_services.configure_gate(gate.pk, people["lead"], voter_role_ids=roles, rule=GateRule.UNANIMOUS)
+    po = login("po", viewport={"width": 390, "height": 844})
+    po.goto(f"/deployments/{deployment.pk}/")
+    expect(po.locator("#conn-state")).to_have_text("Live")
+    first = po.locator("#wr-mine").get_by_role("button", name="Vote GO")
+    expect(first).to_be_visible()
+    assert_in_viewport(po, f"#wr-mine #me-gate-{gate.pk} button.go")
+    shot(po, "phone-warroom-po-390x844")
+    first.click()
+    expect(po.locator(f"#wr-mine #me-gate-{gate.pk}")).to_have_count(0, timeout=5000)
+    expect(po.locator(f"#gate-{gate.pk} .decision")).to_contain_text("GO", timeout=5000)
+
+
 def test_finished_deployment_clock_stops_and_its_controls_go(crew, login):
     deployment, people = crew
     for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
