@@ -12,6 +12,10 @@
   function pad(n) { return (n < 10 ? "0" : "") + n; }
 
   function localise(root) {
+    // Say which zone the times are in: the browser's (times in pushed fragments are localised here).
+    var viewerZone = "";
+    try { viewerZone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { /* UTC */ }
+    if (viewerZone) (root || document).querySelectorAll(".viewer-zone").forEach(function (el) { el.textContent = viewerZone; });
     (root || document).querySelectorAll("time[data-local]").forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
       if (isNaN(when)) return;
@@ -262,7 +266,19 @@
     });
   }
 
+  // The TV replaces its whole fragment after each push; a polite live region outside it
+  // says what changed in one sentence, only when it did (no re-reading the whole screen).
+  function announce() {
+    var region = document.getElementById("tv-announce");
+    var source = document.querySelector("[data-announce]");
+    if (!region || !source) return;
+    var text = source.textContent.trim();
+    if (region.dataset.last === undefined) { region.dataset.last = text; return; } // first render: nothing changed yet
+    if (text !== region.dataset.last) { region.dataset.last = text; region.textContent = text; }
+  }
+
   function afterSwap(root) {
+    announce();
     trimLogs();
     localise(root);
     applyAccess(document);
