@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from approvals import services as approval_services
 from approvals.models import Gate, GateRule
+from deployments import live
 from deployments import services as deployment_services
 from deployments.models import DeploymentRole, DeploymentState, Item
 from rollouts import controller
@@ -196,3 +197,46 @@ def test_finished_deployment_clock_stops_and_its_controls_go(crew, login):
     assert tv.locator("#t-clock").inner_text() == before
     expect(tv.locator(".tv-clock")).to_contain_text("took")
     shot(tv, "finished-tv-1920x1080")
+
+
+def test_tv_recovers_by_itself_after_a_dropped_connection_and_a_redis_restart(crew, login):
+    deployment, people = crew
+    sockets = []
+
+    def relay(ws):
+        server = ws.connect_to_server()
+        sockets.append(ws)
+        server.on_message(ws.send)
+
+    tv = login("observer", viewport={"width": 1920, "height": 1080})
+    tv.route_web_socket("**/ws/**", relay)
+    tv.goto(f"/deployments/{deployment.pk}/tv/")
+    expect(tv.locator("#conn-state")).to_have_text("Live")
+    tv.evaluate("window.__noReload = true")
+
+    # The server restarts (it closes sockets with 1012); a box is ticked meanwhile; the TV catches up by itself.
+    sockets[-1].close(code=1012, reason="service restart")
+    expect(tv.locator("#conn-state")).not_to_have_text("Live")
+    item = Item.objects.get(deployment=deployment, text="Check 1.1")
+    deployment_services.update_item(item.pk, people["devops"], revision=None, checked=True)
+    expect(tv.locator(".tv-now")).to_contain_text("1/3", timeout=15000)
+    expect(tv.locator("#conn-state")).to_have_text("Live", timeout=15000)
+
+    # Redis restarts: the numbers start again under a new epoch; later changes still show.
+    live.redis_client().delete(live.EPOCH_KEY, f"warroom:seq:{deployment.pk}")
+    for text in ("Check 1.2", "Check 1.3"):
+        item = Item.objects.get(deployment=deployment, text=text)
+        deployment_services.update_item(item.pk, people["devops"], revision=None, checked=True)
+    expect(tv.locator(".tv-now")).to_contain_text("Step 2", timeout=5000)
+    assert tv.evaluate("window.__noReload") is True
+
+
+def test_tv_without_a_websocket_polls(crew, login):
+    deployment, people = crew
+    tv = login("observer", viewport={"width": 1280, "height": 800})
+    tv.context.route_web_socket("**/ws/**", lambda ws: ws.close())
+    tv.goto(f"/deployments/{deployment.pk}/tv/")
+    expect(tv.locator("#conn-state")).to_contain_text("updating every few seconds", timeout=15000)
+    item = Item.objects.get(deployment=deployment, text="Check 1.1")
+    deployment_services.update_item(item.pk, people["devops"], revision=None, checked=True)
+    expect(tv.locator(".tv-now")).to_contain_text("1/3", timeout=15000)
