@@ -264,7 +264,9 @@ def tv_context(deployment_id: int) -> dict:
     context = board_context(deployment_id)
     board, approvals = context["board"], context["approvals"]
     attach_sparklines(context["rollout"])
-    current = board.current_step
+    # The first step with lines still open (a step whose lines were all ticked in the runbook
+    # itself, or by hand before work began, has no end time yet but is not "now").
+    current = next((s for s in board.steps if s.total_leaves and s.done_leaves < s.total_leaves), None)
     phase = next((pv for pv in board.phases if current and pv.phase.pk == current.phase_id), None)
     next_item = board.next_gate
     gate = None

@@ -4,9 +4,11 @@ sizes the team uses; screenshots go to /tmp/screens/ for a person to look at."""
 
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from approvals import services as approval_services
@@ -240,3 +242,48 @@ def test_tv_without_a_websocket_polls(crew, login):
     item = Item.objects.get(deployment=deployment, text="Check 1.1")
     deployment_services.update_item(item.pk, people["devops"], revision=None, checked=True)
     expect(tv.locator(".tv-now")).to_contain_text("1/3", timeout=15000)
+
+
+DEMO_RUNBOOK = Path(__file__).resolve().parents[2] / "checklists" / "demo" / "expense-accounts-procedure.md"
+KEYWORDS = {"po": ("product owner",), "qa": ("qa",), "devops": ("devops",), "dba": ("dba", "database", "security")}
+
+
+def test_the_demo_runbook_on_the_tv_and_the_phone(crew, login):
+    """The real demo runbook (long titles, people in several near-identical roles)."""
+    from checklists.importing import import_runbook
+
+    _, people = crew
+    version = import_runbook(DEMO_RUNBOOK.read_bytes(), filename=DEMO_RUNBOOK.name, user=people["lead"]).version
+    deployment = deployment_services.create_deployment(
+        version,
+        lead=people["lead"],
+        name="Expense accounts (MBM-116) production release",
+        service="expenses",
+        version_label="1.16.0",
+        environment="production",
+        planned_t0=timezone.now() + timedelta(minutes=20),
+        timezone_name="Europe/Berlin",
+    )
+    role_names = list(deployment.roles.values_list("name", flat=True))
+    for username, keywords in KEYWORDS.items():
+        mine = [r for r in role_names if any(k in r.lower() for k in keywords)]
+        deployment_services.set_participant(deployment, people["lead"], people[username], role_names=mine)
+    deployment_services.set_participant(deployment, people["lead"], people["observer"], role_names=[])
+
+    tv = login("observer", viewport={"width": 1920, "height": 1080})
+    tv.goto(f"/deployments/{deployment.pk}/tv/")
+    expect(tv.locator("#conn-state")).to_have_text("Live")
+    for part in ["#t-clock", "#deployment-state", "#tv-current-step", ".tv-gate"]:
+        assert_in_viewport(tv, part)
+    assert_no_scrolling(tv)
+    names = tv.locator(".tv-voters li .name").all_inner_texts()
+    assert len(names) == len(set(names)), names  # each person once
+    shot(tv, "demo-tv-1920x1080")
+
+    po = login("po", viewport={"width": 390, "height": 844})
+    po.goto(f"/deployments/{deployment.pk}/me/")
+    expect(po.locator("#conn-state")).to_have_text("Live")
+    shot(po, "demo-phone-po-390x844")
+    po.goto(f"/deployments/{deployment.pk}/")
+    expect(po.locator("#conn-state")).to_have_text("Live")
+    shot(po, "demo-warroom-po-390x844")
