@@ -32,3 +32,37 @@ def zone_abbrev(zone_name, moment):
     if moment is None:
         return zone_name
     return moment.astimezone(_zone(zone_name)).tzname() or zone_name
+
+
+@register.filter
+def readings_grouped(events):
+    """Recent events with each run of metric readings typed by hand folded into one line:
+    a stage's readings are one story ("5 readings …, latest: …"), not five lines that push
+    everything else out of the panel. The event log keeps every one."""
+    from types import SimpleNamespace
+
+    out, run = [], []
+
+    def flush():
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            newest, oldest = run[0], run[-1]  # events arrive newest first
+            out.append(
+                SimpleNamespace(
+                    seq=f"{oldest.seq}–{newest.seq}",
+                    created_at=newest.created_at,
+                    actor_label=newest.actor_label,
+                    summary=f"{len(run)} metric readings typed in; latest: {newest.summary}",
+                )
+            )
+        run.clear()
+
+    for event in events:
+        if getattr(event, "action", "") == "rollout.reading":
+            run.append(event)
+            continue
+        flush()
+        out.append(event)
+    flush()
+    return out

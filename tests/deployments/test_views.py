@@ -324,3 +324,29 @@ def test_the_war_room_asks_for_my_waiting_part_without_duplicating_its_lines(cre
     assert 'id="item-' not in html  # the war room below has the lines: no second element with their ids
     page = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/").content.decode()
     assert f'data-url="/deployments/{deployment.pk}/me/board/?part=waiting"' in page
+
+
+def test_typed_metric_readings_fold_into_one_recent_events_line():
+    from types import SimpleNamespace
+
+    from deployments.templatetags.screens import readings_grouped
+
+    def event(seq, action, summary):
+        return SimpleNamespace(seq=seq, action=action, summary=summary, created_at=None, actor_label="Lena Lead")
+
+    events = [
+        event(9, "rollout.weight", "Traffic at 25 %"),
+        event(8, "rollout.reading", "error_rate = 0.6 % read by hand"),
+        event(7, "rollout.reading", "error_rate = 0.4 % read by hand"),
+        event(6, "rollout.reading", "error_rate = 0.2 % read by hand"),
+        event(5, "item.updated", "Ticked"),
+        event(4, "rollout.reading", "error_rate = 0.1 % read by hand"),
+    ]
+    lines = readings_grouped(events)
+    assert [line.summary for line in lines] == [
+        "Traffic at 25 %",
+        "3 metric readings typed in; latest: error_rate = 0.6 % read by hand",
+        "Ticked",
+        "error_rate = 0.1 % read by hand",
+    ]
+    assert lines[1].seq == "6–8"
