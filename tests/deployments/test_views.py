@@ -350,3 +350,47 @@ def test_typed_metric_readings_fold_into_one_recent_events_line():
         "error_rate = 0.1 % read by hand",
     ]
     assert lines[1].seq == "6–8"
+
+
+def _in_progress(deployment, people):
+    from deployments import services as deployment_services
+    from deployments.models import DeploymentState
+
+    for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
+        deployment_services.change_state(deployment.pk, people["lead"], state)
+
+
+def _stop_banner(client, deployment):
+    html = client.get(f"/deployments/{deployment.pk}/tv/").content.decode()
+    start = html.find('role="alert" aria-label="Stopped"')
+    return html[start : html.find("</section>", start)] if start >= 0 else ""
+
+
+def test_tv_banner_says_why_a_no_go_stopped_the_deployment(crew):
+    from approvals import services as approval_services
+
+    deployment, people = crew
+    gate = _two_role_voter(deployment, people)
+    _in_progress(deployment, people)
+    assert _stop_banner(client_for(people["observer"]), deployment) == ""
+    approval_services.cast_vote(gate.pk, people["qa"], "no_go", reason="smoke tests fail on the EU cluster")
+    banner = _stop_banner(client_for(people["observer"]), deployment)
+    assert "NO-GO at “Sign-off: Decision”" in banner
+    assert "smoke tests fail on the EU cluster" in banner
+    assert banner.count("smoke tests fail") == 1  # the pause it caused says nothing new: not repeated
+
+
+def test_tv_banner_names_an_open_sev1_and_a_pause_with_its_reason(crew):
+    from deployments import services as deployment_services
+    from deployments.models import DeploymentState
+    from incidents import services as incident_services
+
+    deployment, people = crew
+    _in_progress(deployment, people)
+    deployment_services.change_state(deployment.pk, people["lead"], DeploymentState.PAUSED, reason="waiting for the vendor")
+    incident_services.raise_incident(
+        deployment.pk, people["qa"], severity="sev1", title="Payments return 500", impact="all EU customers"
+    )
+    banner = _stop_banner(client_for(people["observer"]), deployment)
+    assert "SEV1 INC-1: Payments return 500" in banner and "all EU customers" in banner
+    assert "Deployment paused" in banner and "waiting for the vendor" in banner
