@@ -76,6 +76,23 @@ def running_deployment(crew):
     return deployment, people, gate, plan
 
 
+UNNAMED_CONTROLS = """() => Array.from(document.querySelectorAll(
+    'a[href], button, input:not([type=hidden]), select, textarea, summary'))
+  .filter(el => el.offsetParent !== null)
+  .filter(el => {
+    const named = (el.getAttribute('aria-label') || el.textContent || el.value || el.title || '').trim();
+    const labelled = (el.id && document.querySelector('label[for="' + el.id + '"]')) || el.closest('label')
+      || el.getAttribute('aria-labelledby');
+    return !named && !labelled;
+  })
+  .map(el => el.outerHTML.slice(0, 160))"""
+
+
+def assert_every_control_named(page):
+    unnamed = page.evaluate(UNNAMED_CONTROLS)
+    assert not unnamed, f"controls without an accessible name: {unnamed}"
+
+
 TV_PARTS = ["#t-clock", "#deployment-state", "#tv-current-step", ".tv-gate", ".tv-voters li"]
 
 
@@ -279,11 +296,18 @@ def test_the_demo_runbook_on_the_tv_and_the_phone(crew, login):
     names = tv.locator(".tv-voters li .name").all_inner_texts()
     assert len(names) == len(set(names)), names  # each person once
     shot(tv, "demo-tv-1920x1080")
+    assert tv.locator("button, input, select, textarea, summary").count() == 0  # nothing that needs a mouse
 
     po = login("po", viewport={"width": 390, "height": 844})
     po.goto(f"/deployments/{deployment.pk}/me/")
     expect(po.locator("#conn-state")).to_have_text("Live")
     shot(po, "demo-phone-po-390x844")
+    assert_every_control_named(po)
+    # Keyboard: from the first vote's reason field, Tab reaches its button.
+    po.locator(".me-waiting input:not([type=hidden])").first.focus()
+    po.keyboard.press("Tab")
+    expect(po.locator(".me-waiting button.go").first).to_be_focused()
     po.goto(f"/deployments/{deployment.pk}/")
     expect(po.locator("#conn-state")).to_have_text("Live")
     shot(po, "demo-warroom-po-390x844")
+    assert_every_control_named(po)
