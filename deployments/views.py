@@ -12,16 +12,18 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from checklists.models import RunbookVersion
 from deployments import board as board_module
-from deployments import screens, services
+from deployments import live, screens, services
 from deployments.forms import ContactForm, DeploymentForm, ParticipantForm, ReanchorForm
 from deployments.models import ACTIVE_STATES, FINISHED_STATES, DeploymentState, Event, Item
 from deployments.permissions import (
@@ -218,11 +220,38 @@ def tv(request, pk):
     return render(request, "deployments/tv.html", context)
 
 
+TV_CACHE_SECONDS = 120
+
+
 @login_required
 @require_GET
 def tv_board(request, pk):
+    """The TV's one fragment. It is the same for every viewer, so it is rendered once per push
+    (cached under the push's epoch and number, shared by every web process through Redis)
+    however many TVs re-fetch it; the permission check still runs for each request."""
     deployment = get_visible_deployment_or_404(request.user, pk)
-    return _fragment(request, "deployments/tv.html#tv", screens.tv_context(deployment.pk))
+    epoch, seq = live.current_position(deployment.pk)
+    key = f"warroom:tv:{deployment.pk}:{epoch}:{seq}"
+    cached = bool(epoch)  # no epoch: Redis is down, render from PostgreSQL like the board
+    html = None
+    if cached:
+        try:
+            html = cache.get(key)
+        except Exception:
+            cached = False
+    if html is None:
+        # Rendered without the request: nothing in it depends on who looks.
+        html = render_to_string("deployments/tv.html#tv", screens.tv_context(deployment.pk))
+        if cached:
+            try:
+                cache.set(key, html, TV_CACHE_SECONDS)
+            except Exception:  # noqa: S110 (a cache that cannot store only costs a render)
+                pass
+    response = HttpResponse(html)
+    response["X-Warroom-Seq"] = str(seq)
+    response["X-Warroom-Epoch"] = epoch
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _me_context(request, deployment) -> dict:

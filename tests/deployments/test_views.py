@@ -394,3 +394,21 @@ def test_tv_banner_names_an_open_sev1_and_a_pause_with_its_reason(crew):
     banner = _stop_banner(client_for(people["observer"]), deployment)
     assert "SEV1 INC-1: Payments return 500" in banner and "all EU customers" in banner
     assert "Deployment paused" in banner and "waiting for the vendor" in banner
+
+
+def test_tv_fragment_is_rendered_once_per_push_however_many_tvs_fetch_it(crew, monkeypatch):
+    from deployments import live, screens
+
+    deployment, people = crew
+    calls = []
+    real = screens.tv_context
+    monkeypatch.setattr(screens, "tv_context", lambda pk: calls.append(pk) or real(pk))
+    url = f"/deployments/{deployment.pk}/tv/board/"
+    first = client_for(people["observer"]).get(url)
+    second = client_for(people["qa"]).get(url)
+    assert first.content == second.content and len(calls) == 1
+    live.publish(deployment.pk, [])  # a push: the next fetch renders the new state
+    client_for(people["po"]).get(url)
+    assert len(calls) == 2
+    # The cache never lets an outsider see it.
+    assert client_for(people["outsider"]).get(url).status_code == 404
