@@ -135,8 +135,13 @@ def test_tv_fits_one_screen_follows_by_itself_and_shows_why_it_stopped(crew, log
 
 def test_war_room_header_links_the_tv(crew, login):
     deployment, _ = crew
-    page = login("qa")
+    page = login("lead", viewport={"width": 1280, "height": 800})
     page.goto(f"/deployments/{deployment.pk}/")
+    expect(page.locator("#conn-state")).to_have_text("Live")
+    for name in ("New gate", "Rollout plan", "API tokens"):
+        expect(page.locator("#wr-header").get_by_role("link", name=name)).to_be_visible()
+    expect(page.locator("#wr-header .viewer-zone")).to_have_text("Europe/Berlin")
+    shot(page, "warroom-lead-1280x800")
     page.get_by_role("link", name="TV view").click()
     page.wait_for_url(f"**/deployments/{deployment.pk}/tv/")
     expect(page.locator("#t-clock")).to_be_visible()
