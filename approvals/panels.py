@@ -32,10 +32,11 @@ class GateView:
 
 
 def load_approvals(deployment_id: int) -> dict:
-    names = {
-        p.user_id: (p.user.get_full_name() or p.user.username)
-        for p in Participant.objects.filter(deployment_id=deployment_id).select_related("user")
-    }
+    from deployments.screens import gate_people, people_roles
+
+    participants = list(Participant.objects.filter(deployment_id=deployment_id).select_related("user").prefetch_related("roles"))
+    names = {p.user_id: (p.user.get_full_name() or p.user.username) for p in participants}
+    people = people_roles(participants)
     gates = []
     for gate in (
         Gate.objects.filter(deployment_id=deployment_id)
@@ -54,6 +55,8 @@ def load_approvals(deployment_id: int) -> dict:
                 is_closed=gate.state in SETTLED_GATE_STATES,
             )
         )
+    for gv in gates:
+        gv.people = gate_people(gv, people)  # the tally person by person, each once with their roles
     approvals = list(RequiredApproval.objects.filter(deployment_id=deployment_id).select_related("role", "approved_by"))
     return {
         "gates": gates,

@@ -84,6 +84,13 @@ class Board:
         return hooks.resume_needs_reason(self.deployment)
 
     @property
+    def clock(self):
+        """Counting, or stopped at the actual end with the duration against the plan."""
+        from deployments.screens import clock
+
+        return clock(self.deployment, self.steps, self.now)
+
+    @property
     def timeline(self):
         return timeline_svg(self.deployment, self.steps, self.now)
 

@@ -12,16 +12,18 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from checklists.models import RunbookVersion
 from deployments import board as board_module
-from deployments import services
+from deployments import live, screens, services
 from deployments.forms import ContactForm, DeploymentForm, ParticipantForm, ReanchorForm, parse_id
 from deployments.models import ACTIVE_STATES, FINISHED_STATES, DeploymentState, Event, Item
 from deployments.permissions import (
@@ -199,6 +201,98 @@ def board(request, pk):
     response["X-Warroom-Seq"] = str(context["seq"])
     response["X-Warroom-Epoch"] = context["epoch"]
     return response
+
+
+# --- the TV and the phone ------------------------------------------------------------
+
+
+def _live_settings() -> dict:
+    return {"poll_seconds": settings.WARROOM_POLL_SECONDS, "beat_seconds": settings.WARROOM_LIVE_BEAT_SECONDS}
+
+
+def _fragment(request, template: str, context: dict) -> HttpResponse:
+    """One screen's whole fragment, with where the live numbers were when it was rendered."""
+    response = render(request, template, context)
+    response["X-Warroom-Seq"] = str(context["seq"])
+    response["X-Warroom-Epoch"] = context["epoch"]
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_GET
+def tv(request, pk):
+    """The war room for a wall screen: one screen, no scrolling, no controls. It follows the
+    deployment by re-fetching ``tv_board`` whenever a push arrives (warroom.js)."""
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    context = screens.tv_context(deployment.pk)
+    context.update(_live_settings())
+    return render(request, "deployments/tv.html", context)
+
+
+TV_CACHE_SECONDS = 120
+
+
+@login_required
+@require_GET
+def tv_board(request, pk):
+    """The TV's one fragment. It is the same for every viewer, so it is rendered once per push
+    (cached under the push's epoch and number, shared by every web process through Redis)
+    however many TVs re-fetch it; the permission check still runs for each request."""
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    epoch, seq = live.current_position(deployment.pk)
+    key = f"warroom:tv:{deployment.pk}:{epoch}:{seq}"
+    cached = bool(epoch)  # no epoch: Redis is down, render from PostgreSQL like the board
+    html = None
+    if cached:
+        try:
+            html = cache.get(key)
+        except Exception:
+            cached = False
+    if html is None:
+        # Rendered without the request: nothing in it depends on who looks.
+        html = render_to_string("deployments/tv.html#tv", screens.tv_context(deployment.pk))
+        if cached:
+            try:
+                cache.set(key, html, TV_CACHE_SECONDS)
+            except Exception:  # noqa: S110 (a cache that cannot store only costs a render)
+                pass
+    response = HttpResponse(html)
+    response["X-Warroom-Seq"] = str(seq)
+    response["X-Warroom-Epoch"] = epoch
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _me_context(request, deployment) -> dict:
+    context = board_module.board_context(deployment.pk)
+    access = access_for(request.user, deployment)
+    context.update(access=access, work=screens.my_work(context, request.user, access))
+    context["clock"] = screens.clock(context["d"], context["board"].steps, context["board"].now)
+    return context
+
+
+@login_required
+@require_GET
+def me(request, pk):
+    """The phone view: what waits for this person first, one tap each; the rest below."""
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    context = _me_context(request, deployment)
+    context.update(_live_settings())
+    return render(request, "deployments/me.html", context)
+
+
+@login_required
+@require_GET
+def me_board(request, pk):
+    """The phone view's fragment; ``?part=waiting`` is just what waits for this person, which
+    the war room shows on top at phone width (without the step lines it shows itself)."""
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    context = _me_context(request, deployment)
+    if request.GET.get("part") == "waiting":
+        context["embedded"] = True
+        return _fragment(request, "deployments/me.html#waiting", context)
+    return _fragment(request, "deployments/me.html#me", context)
 
 
 @login_required

@@ -90,7 +90,9 @@ def timeline_pictures(record: dict) -> list[str]:
     chunks = [steps[i : i + TIMELINE_ROWS_PER_PICTURE] for i in range(0, len(steps), TIMELINE_ROWS_PER_PICTURE)]
     # Each picture titles itself with id="timeline-title"; ids must be unique in one document.
     return [
-        mark_safe(str(timeline_svg(deployment, chunk, now)).replace("timeline-title", f"timeline-title-{n}"))  # noqa: S308
+        mark_safe(  # noqa: S308
+            str(timeline_svg(deployment, chunk, now, axis_steps=steps)).replace("timeline-title", f"timeline-title-{n}")
+        )
         for n, chunk in enumerate(chunks, start=1)
     ]
 

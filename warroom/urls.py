@@ -8,6 +8,8 @@ from warroom import views
 urlpatterns = [
     path("", deployment_views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
+    # Pages name their icon (<link rel=icon>); this answers browsers and tools that ask the root anyway.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),

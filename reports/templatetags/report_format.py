@@ -1,5 +1,7 @@
 """Filters the report templates use; the formatting itself lives in reports.formatting."""
 
+import re
+
 from django import template
 
 from reports import formatting
@@ -43,3 +45,23 @@ def offset(value):
 @register.filter
 def short_hash(value, length=12):
     return (value or "")[: int(length)]
+
+
+_LONG_TOKEN = re.compile(r"\S{25,}")
+_SOFT_AFTER = re.compile(r"([/_\-.:=,])")
+
+
+def _soften(match) -> str:
+    token = _SOFT_AFTER.sub("\\1\u200b", match.group(0))
+    # Hashes and ids have no punctuation at all: a break opportunity every 16 characters.
+    return "\u200b".join(re.sub(r"(\S{16})(?=\S)", "\\1\u200b", part) for part in token.split("\u200b"))
+
+
+@register.filter
+def breakable(value):
+    """Long paths, hashes and log tokens get break opportunities (zero-width spaces) after
+    separators and every 16 characters, so a table cell wraps them instead of running past
+    the margin, while ordinary words still never break in the middle."""
+    if not isinstance(value, str):
+        return value
+    return _LONG_TOKEN.sub(_soften, value)

@@ -12,6 +12,10 @@
   function pad(n) { return (n < 10 ? "0" : "") + n; }
 
   function localise(root) {
+    // Say which zone the times are in: the browser's (times in pushed fragments are localised here).
+    var viewerZone = "";
+    try { viewerZone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { /* UTC */ }
+    if (viewerZone) (root || document).querySelectorAll(".viewer-zone").forEach(function (el) { el.textContent = viewerZone; });
     (root || document).querySelectorAll("time[data-local]").forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
       if (isNaN(when)) return;
@@ -61,6 +65,8 @@
   function applyAccess(root) {
     if (!document.body.classList.contains("warroom")) return;
     var v = viewer();
+    // A finished deployment is read-only for everybody (the header says so; it may have finished live).
+    var finished = !!document.querySelector("#wr-header[data-finished]");
     document.body.classList.toggle("is-lead", v.lead);
     (root || document).querySelectorAll(".step").forEach(function (step) {
       var role = step.dataset.role;
@@ -71,7 +77,7 @@
         var mayUndo = v.lead || !doneBy || doneBy === v.id;
         item.querySelectorAll(".act").forEach(function (ctl) {
           var isUndo = ctl.type === "checkbox" && ctl.checked;
-          ctl.disabled = !mayAct || (isUndo && !mayUndo);
+          ctl.disabled = finished || !mayAct || (isUndo && !mayUndo);
         });
       });
     });
@@ -123,7 +129,7 @@
 
   // --- live updates: sequence numbers, gaps, reconnects, polling ----------------------
   var live = { seq: 0, epoch: "", open: false, everOpened: false, pollTimer: null, refreshing: false,
-               lastHeard: 0, stale: false };
+               again: false, refetchTimer: null, lastHeard: 0, stale: false };
 
   function setConn(text, cls) {
     var el = document.getElementById("conn-state");
@@ -133,8 +139,11 @@
   function refreshBoard() {
     var board = document.getElementById("board");
     var url = document.body.dataset.boardUrl;
-    if (!board || !url || live.refreshing) return;
+    if (!board || !url) return;
+    // A fetch already under way may have left before the change that asks for this one: fetch once more after it.
+    if (live.refreshing) { live.again = true; return; }
     live.refreshing = true;
+    live.again = false;
     fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
       .then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
@@ -149,7 +158,20 @@
         });
       })
       .catch(function () { setConn("Offline: retrying…", "bad"); })
-      .finally(function () { live.refreshing = false; });
+      .finally(function () {
+        live.refreshing = false;
+        if (live.again) { live.again = false; refreshBoard(); }
+      });
+  }
+
+  // Screens that show a summary of the whole deployment (the TV, the phone view) cannot
+  // swap the war room's fragments: they re-fetch their one fragment after a push instead,
+  // at most every REFETCH_MS however fast pushes come (log lines stream every 100 ms).
+  var REFETCH_MS = 400;
+  function followsByRefetch() { return document.body.dataset.follow === "refetch"; }
+  function scheduleRefresh() {
+    if (live.refetchTimer) return;
+    live.refetchTimer = setTimeout(function () { live.refetchTimer = null; refreshBoard(); }, REFETCH_MS);
   }
 
   function startPolling() {
@@ -207,6 +229,7 @@
       live.epoch = m[1]; live.seq = seq; e.preventDefault(); refreshBoard(); return;
     }
     if (seq <= live.seq) { e.preventDefault(); return; } // already reflected by a refresh
+    if (followsByRefetch()) { live.seq = seq; e.preventDefault(); scheduleRefresh(); return; }
     var gap = live.seq && seq > live.seq + 1;
     live.seq = seq;
     if (gap) { e.preventDefault(); refreshBoard(); }
@@ -243,7 +266,19 @@
     });
   }
 
+  // The TV replaces its whole fragment after each push; a polite live region outside it
+  // says what changed in one sentence, only when it did (no re-reading the whole screen).
+  function announce() {
+    var region = document.getElementById("tv-announce");
+    var source = document.querySelector("[data-announce]");
+    if (!region || !source) return;
+    var text = source.textContent.trim();
+    if (region.dataset.last === undefined) { region.dataset.last = text; return; } // first render: nothing changed yet
+    if (text !== region.dataset.last) { region.dataset.last = text; region.textContent = text; }
+  }
+
   function afterSwap(root) {
+    announce();
     trimLogs();
     localise(root);
     applyAccess(document);
@@ -268,6 +303,35 @@
       else setTimeout(function () { if (!live.open) { setConn("No live connection: updating every few seconds", "warn"); startPolling(); } }, 4000);
     }
   });
+})();
+
+/* At phone width the war room starts with what waits for the viewer (their votes, approvals,
+ * sign-offs and open lines: the phone view's "waiting" part), fetched again after pushes. */
+(function () {
+  "use strict";
+  var PHONE = "(max-width: 700px)";
+  var busy = false, again = false, timer = null;
+  function loadMine() {
+    var box = document.getElementById("wr-mine");
+    if (!box || !box.dataset.url || !window.matchMedia(PHONE).matches) return;
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(box.dataset.url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.text(); })
+      .then(function (html) {
+        box.innerHTML = html;
+        if (window.htmx) htmx.process(box);
+      })
+      .catch(function () { /* the war room below still shows everything */ })
+      .finally(function () { busy = false; if (again) { again = false; loadMine(); } });
+  }
+  function soon() { if (!timer) timer = setTimeout(function () { timer = null; loadMine(); }, 400); }
+  document.addEventListener("DOMContentLoaded", loadMine);
+  document.addEventListener("warroom:pushed", soon, true); // dispatched on body without bubbling: listen while it descends
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail.successful && e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("#wr-mine")) soon();
+  });
+  if (window.matchMedia) window.matchMedia(PHONE).addEventListener("change", loadMine);
 })();
 
 /* A fragment swapped in by htmx keeps the disclosure widgets (<details id=…>) that were

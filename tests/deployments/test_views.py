@@ -20,7 +20,7 @@ def client_for(user):
 
 
 @pytest.mark.parametrize("persona", [*VIEWERS, "outsider"])
-@pytest.mark.parametrize("page", ["", "board/", "events/", "people/"])
+@pytest.mark.parametrize("page", ["", "board/", "events/", "people/", "tv/", "tv/board/", "me/", "me/board/"])
 def test_pages_visible_to_participants_only(crew, persona, page):
     deployment, people = crew
     response = client_for(people[persona]).get(f"/deployments/{deployment.pk}/{page}")
@@ -235,3 +235,180 @@ def test_the_board_renders_from_postgresql_while_redis_is_down(crew, monkeypatch
         assert response.status_code == 200, url
         assert "Check 2.1" in response.content.decode()
     assert client_for(people["qa"]).get(f"/deployments/{deployment.pk}/board/").headers["X-Warroom-Epoch"] == ""
+
+
+# --- the screens: TV, phone, finished, people once ---------------------------------------
+
+
+def _two_role_voter(deployment, people):
+    from approvals import services as approval_services
+    from approvals.models import Gate, GateRule
+    from deployments import services as deployment_services
+    from deployments.models import DeploymentRole
+
+    deployment_services.set_participant(deployment, people["lead"], people["qa"], role_names=["QA Lead", "DBA"])
+    gate = Gate.objects.get(deployment=deployment)
+    roles = list(DeploymentRole.objects.filter(deployment=deployment, name__in=["QA Lead", "DBA"]).values_list("pk", flat=True))
+    approval_services.configure_gate(gate.pk, people["lead"], voter_role_ids=roles, rule=GateRule.UNANIMOUS)
+    return gate
+
+
+@pytest.mark.parametrize("page", ["", "tv/", "me/"])
+def test_a_tally_lists_a_person_once_with_their_roles(crew, page):
+    deployment, people = crew
+    _two_role_voter(deployment, people)
+    html = client_for(people["lead"]).get(f"/deployments/{deployment.pk}/{page}").content.decode()
+    assert html.count("Quinn Assurance") >= 1
+    if page == "":
+        assert html.count(f'data-voter="{people["qa"].pk}"') == 1
+    assert "DBA, QA Lead" in html
+
+
+def test_finished_deployment_has_a_stopped_clock_and_no_controls(crew):
+    from deployments import services as deployment_services
+    from deployments.models import DeploymentState
+
+    deployment, people = crew
+    for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
+        deployment_services.change_state(deployment.pk, people["lead"], state)
+    deployment_services.change_state(deployment.pk, people["lead"], DeploymentState.COMPLETED, override_reason="vendor console")
+    html = client_for(people["lead"]).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert "Re-anchor T-0" not in html
+    assert 'id="t-clock" data-t0' not in html and "t-clock stopped" in html
+    assert "took " in html
+    assert "Vote GO" not in html
+    tv = client_for(people["observer"]).get(f"/deployments/{deployment.pk}/tv/").content.decode()
+    assert "t-clock stopped" in tv and "data-t0" not in tv
+
+
+def test_phone_lists_what_waits_for_me_first(crew):
+    deployment, people = crew
+    gate = _two_role_voter(deployment, people)
+    html = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/me/").content.decode()
+    waiting = html.index("Waiting for you")
+    assert waiting < html.index(f'id="me-gate-{gate.pk}"') < html.index("Everything else")
+    assert "Why NO-GO? (required)" in html
+    # The product owner does not vote on this gate: nothing of it waits for them.
+    other = client_for(people["po"]).get(f"/deployments/{deployment.pk}/me/").content.decode()
+    assert f'id="me-gate-{gate.pk}"' not in other
+
+
+def test_tv_fragment_carries_the_live_position(crew):
+    deployment, people = crew
+    response = client_for(people["observer"]).get(f"/deployments/{deployment.pk}/tv/board/")
+    assert response.status_code == 200
+    assert "X-Warroom-Seq" in response and "X-Warroom-Epoch" in response
+    assert b"tv-grid" in response.content and b"<html" not in response.content
+
+
+def test_favicon_is_linked_and_served(crew, client):
+    deployment, people = crew
+    html = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert 'rel="icon"' in html
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+
+
+def test_lead_pages_are_linked_from_the_war_room_header(crew):
+    deployment, people = crew
+    html = client_for(people["lead"]).get(f"/deployments/{deployment.pk}/").content.decode()
+    for url in ("gates/new/", "rollout/plan/", "tokens/", "tv/", "me/"):
+        assert f'href="/deployments/{deployment.pk}/{url}"' in html, url
+
+
+def test_the_war_room_asks_for_my_waiting_part_without_duplicating_its_lines(crew):
+    deployment, people = crew
+    gate = _two_role_voter(deployment, people)
+    html = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/me/board/?part=waiting").content.decode()
+    assert f'id="me-gate-{gate.pk}"' in html
+    assert 'id="item-' not in html  # the war room below has the lines: no second element with their ids
+    page = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert f'data-url="/deployments/{deployment.pk}/me/board/?part=waiting"' in page
+
+
+def test_typed_metric_readings_fold_into_one_recent_events_line():
+    from types import SimpleNamespace
+
+    from deployments.templatetags.screens import readings_grouped
+
+    def event(seq, action, summary):
+        return SimpleNamespace(seq=seq, action=action, summary=summary, created_at=None, actor_label="Lena Lead")
+
+    events = [
+        event(9, "rollout.weight", "Traffic at 25 %"),
+        event(8, "rollout.reading", "error_rate = 0.6 % read by hand"),
+        event(7, "rollout.reading", "error_rate = 0.4 % read by hand"),
+        event(6, "rollout.reading", "error_rate = 0.2 % read by hand"),
+        event(5, "item.updated", "Ticked"),
+        event(4, "rollout.reading", "error_rate = 0.1 % read by hand"),
+    ]
+    lines = readings_grouped(events)
+    assert [line.summary for line in lines] == [
+        "Traffic at 25 %",
+        "3 metric readings typed in; latest: error_rate = 0.6 % read by hand",
+        "Ticked",
+        "error_rate = 0.1 % read by hand",
+    ]
+    assert lines[1].seq == "6–8"
+
+
+def _in_progress(deployment, people):
+    from deployments import services as deployment_services
+    from deployments.models import DeploymentState
+
+    for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
+        deployment_services.change_state(deployment.pk, people["lead"], state)
+
+
+def _stop_banner(client, deployment):
+    html = client.get(f"/deployments/{deployment.pk}/tv/").content.decode()
+    start = html.find('role="alert" aria-label="Stopped"')
+    return html[start : html.find("</section>", start)] if start >= 0 else ""
+
+
+def test_tv_banner_says_why_a_no_go_stopped_the_deployment(crew):
+    from approvals import services as approval_services
+
+    deployment, people = crew
+    gate = _two_role_voter(deployment, people)
+    _in_progress(deployment, people)
+    assert _stop_banner(client_for(people["observer"]), deployment) == ""
+    approval_services.cast_vote(gate.pk, people["qa"], "no_go", reason="smoke tests fail on the EU cluster")
+    banner = _stop_banner(client_for(people["observer"]), deployment)
+    assert "NO-GO at “Sign-off: Decision”" in banner
+    assert "smoke tests fail on the EU cluster" in banner
+    assert banner.count("smoke tests fail") == 1  # the pause it caused says nothing new: not repeated
+
+
+def test_tv_banner_names_an_open_sev1_and_a_pause_with_its_reason(crew):
+    from deployments import services as deployment_services
+    from deployments.models import DeploymentState
+    from incidents import services as incident_services
+
+    deployment, people = crew
+    _in_progress(deployment, people)
+    deployment_services.change_state(deployment.pk, people["lead"], DeploymentState.PAUSED, reason="waiting for the vendor")
+    incident_services.raise_incident(
+        deployment.pk, people["qa"], severity="sev1", title="Payments return 500", impact="all EU customers"
+    )
+    banner = _stop_banner(client_for(people["observer"]), deployment)
+    assert "SEV1 INC-1: Payments return 500" in banner and "all EU customers" in banner
+    assert "Deployment paused" in banner and "waiting for the vendor" in banner
+
+
+def test_tv_fragment_is_rendered_once_per_push_however_many_tvs_fetch_it(crew, monkeypatch):
+    from deployments import live, screens
+
+    deployment, people = crew
+    calls = []
+    real = screens.tv_context
+    monkeypatch.setattr(screens, "tv_context", lambda pk: calls.append(pk) or real(pk))
+    url = f"/deployments/{deployment.pk}/tv/board/"
+    first = client_for(people["observer"]).get(url)
+    second = client_for(people["qa"]).get(url)
+    assert first.content == second.content and len(calls) == 1
+    live.publish(deployment.pk, [])  # a push: the next fetch renders the new state
+    client_for(people["po"]).get(url)
+    assert len(calls) == 2
+    # The cache never lets an outsider see it.
+    assert client_for(people["outsider"]).get(url).status_code == 404
