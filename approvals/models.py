@@ -69,6 +69,8 @@ class Gate(models.Model):
     title = models.CharField(max_length=300)
     # The runbook line this gate came from (e.g. "**Decision:** ☐ GO ☐ NO-GO"), if any.
     item = models.OneToOneField(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="gate")
+    # What must hold to say GO, as the runbook wrote it ("Proceed if error rate < 1% for 30 min").
+    criteria = models.TextField(blank=True)
     go_label = models.CharField(max_length=40, default="GO")
     no_go_label = models.CharField(max_length=40, default="NO-GO")
     position = models.PositiveIntegerField(default=0)

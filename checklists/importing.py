@@ -173,15 +173,17 @@ def _store(
 ) -> tuple[list[dict], dict[int, tuple[int, int, int]]]:
     """Store the structure; return the steps in reading order and where each source line's checklist line went.
 
-    The role catalogue is the parser's roles and the recognised ones, each under the name its
-    (kept) merge gives it: "QA", "QA team" and "QA Lead" are one role a person can hold.
+    The role catalogue is the parser's roles, the recognised ones and the roles that give the kept
+    approvals, each under the name its (kept) merge gives it: "QA", "QA team" and "QA Lead" are one role a person can hold.
     Steps and timeline rows name one of them (in any case) or none: "All" or "-" in a
     timeline's owner column, or a placeholder such as ``[Name]``, is not a role anyone holds.
     """
     found = found or {}
     merged = role_names(found)
     roles: dict[str, TemplateRole] = {}
-    for written in [*parsed.roles, *(role["name"] for role in found.get("roles") or [])]:
+    # A required approval or sign-off names who gives it: that is a role too.
+    approvers = [entry["role"] for entry in found.get("approvals") or [] if entry.get("role")]
+    for written in [*parsed.roles, *(role["name"] for role in found.get("roles") or []), *approvers]:
         name = merged.get(written.strip().casefold(), written.strip())
         key = name.casefold()
         if key and key not in roles and not is_placeholder(name):

@@ -132,19 +132,18 @@ def runbook_import(request):
     if not services.can_edit_runbooks(request.user):
         raise PermissionDenied("Only runbook editors may import runbooks.")
     reviewed = request.method == "POST" and "source" in request.POST
+    problems: list[str] = []  # what went wrong with a reviewed import (its form has no file field to show them on)
     if reviewed:
         review_form = RunbookReviewForm(request.POST)
         form = RunbookUploadForm()
         if not review_form.is_valid():
-            for errors in review_form.errors.values():
-                for error in errors:
-                    form.add_error(None, error)
+            problems = [error for errors in review_form.errors.values() for error in errors]
     elif request.method == "POST":
         form = RunbookUploadForm(request.POST, request.FILES)
     else:
         form = RunbookUploadForm(initial={"runbook": request.GET.get("runbook"), "dry_run": True})
     preview = None
-    if reviewed and not form.errors:
+    if reviewed and not problems:
         data, filename = review_form.cleaned_data["source"], review_form.cleaned_data["filename"] or "runbook.md"
         target, as_new, dry_run = review_form.cleaned_data["runbook"], review_form.cleaned_data["as_new"], False
         kept = review_form.kept(request.POST.getlist("keep"))
@@ -161,7 +160,10 @@ def runbook_import(request):
                 data, filename=filename, user=request.user, runbook=target, dry_run=dry_run, as_new=as_new, kept=kept
             )
         except RunbookImportError as error:
-            form.add_error(None if reviewed else "file", str(error))
+            if reviewed:
+                problems.append(str(error))
+            else:
+                form.add_error("file", str(error))
         else:
             if outcome.version is None:
                 preview = outcome.parsed.counts()
@@ -195,8 +197,8 @@ def runbook_import(request):
                     + (f". Left out as you chose: {dropped}." if dropped else ""),
                 )
                 return redirect("checklists:version", version.pk)
-    status = 400 if form.errors else 200
-    context = {"form": form, "preview": preview, "max_upload": max_upload_label()}
+    status = 400 if form.errors or problems else 200
+    context = {"form": form, "preview": preview, "problems": problems, "max_upload": max_upload_label()}
     return render(request, "checklists/import.html", context, status=status)
 
 

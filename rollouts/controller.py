@@ -19,7 +19,7 @@ from deployments.events import record_event
 from deployments.models import Deployment, DeploymentState, Phase
 from deployments.permissions import TAKE_TRAFFIC_BACK, PermissionDenied, access_for, require_system
 from deployments.services import InvalidChange, require_unfinished, transition_state
-from rollouts import metrics, traffic
+from rollouts import drafting, metrics, traffic
 from rollouts.models import (
     MetricGate,
     MetricReading,
@@ -163,10 +163,26 @@ def define_plan(deployment: Deployment, spec: dict, *, step=None, actor=None) ->
 
 
 def setup_from_runbook(deployment: Deployment) -> None:
-    """Called inside create_deployment: a step whose action is a rollout carries the plan."""
+    """Called when a deployment is created (a ``deployments.hooks.on_created`` receiver).
+
+    A step whose action is a rollout (a ``warroom`` block) carries the plan. Without one, the
+    rollout stages the import recognised (and the person importing kept) become a **draft**
+    plan: manual router, gates read by a person from the thresholds near the stages
+    (``rollouts.drafting``). The lead names a router and metric sources before starting it.
+    """
     step = deployment.steps.filter(action="rollout").order_by("phase__position", "position").first()
     if step is not None:
         define_plan(deployment, step.action_config, step=step)
+        return
+    draft = drafting.draft_plan(deployment.runbook_version.recognised or {})
+    if draft is None:
+        return
+    spec, place = draft
+    if validate_plan(spec):
+        return  # a stage list that does not make a rising plan: offered nowhere rather than guessed at
+    if place is not None:
+        step = deployment.steps.filter(phase__position=place[0], position=place[1]).first()
+    define_plan(deployment, spec, step=step)
 
 
 # --- people ------------------------------------------------------------------------------------

@@ -74,7 +74,8 @@ def catalogue(parsed) -> list[str]:
     the name its merge gives it ("QA team" and "QA" are stored as "QA Lead"), placeholders left out."""
     merged = role_names(parsed.found)
     names: list[str] = []
-    for written in [*parsed.roles, *(role["name"] for role in parsed.found["roles"])]:
+    approvers = [entry["role"] for entry in parsed.found["approvals"] if entry.get("role")]
+    for written in [*parsed.roles, *(role["name"] for role in parsed.found["roles"]), *approvers]:
         name = merged.get(written.strip().casefold(), written.strip())
         if name.casefold() not in {n.casefold() for n in names} and not is_placeholder(name):
             names.append(name)
