@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -16,7 +17,7 @@ from django.utils import timezone
 from approvals import hooks as approval_hooks
 from approvals.models import SETTLED_GATE_STATES, ApiToken, Decision, Gate, GateRule, GateState, RequiredApproval, Vote
 from checklists.models import ItemKind
-from checklists.review import EXPLICIT_GATE
+from checklists.review import EXPLICIT_GATE, role_names
 from deployments import actors, live
 from deployments.actors import SystemActor
 from deployments.events import record_event
@@ -72,9 +73,13 @@ def setup_from_runbook(deployment: Deployment) -> None:
         )
         gates.append((entry.get("line") or 0, gate))
     titles = {gate.title.casefold() for _line, gate in gates}
+    scheduled = {entry["line"] for entry in recognised.get("timeline") or [] if entry.get("notation") == "timeline entry"}
+    boxed_steps = [_words(item.step.title) for _line, gate in gates if (item := gate.item) is not None]
     for entry in recognised.get("gates") or []:
         if entry.get("how") == EXPLICIT_GATE:
             continue  # a "☐ GO ☐ NO-GO" line: already a gate above
+        if entry.get("line") in scheduled and any(len(_words(entry.get("text", "")) & step) >= 2 for step in boxed_steps):
+            continue  # a timeline row scheduling the decision a step's GO / NO-GO line holds ("T-30 | Final go/no-go")
         text = " ".join(entry.get("text", "").split()) or "Go/no-go decision"
         if text.casefold()[:300] in titles:
             continue
@@ -97,8 +102,16 @@ def _titled(text: str, criteria: str) -> str:
     """A gate's title, carrying its criteria where the runbook wrote them apart (a list under the
     heading): the war room's gate panel shows the title, and voters need the criteria in view."""
     if criteria and criteria.casefold() not in text.casefold():
-        text = f"{text.rstrip(' :')} — proceed if: {criteria}"
+        text = f"{text.rstrip(' :')} — {criteria}"
     return text if len(text) <= 300 else text[:299] + "…"
+
+
+# Words every decision shares; two steps are not the same decision for saying "go/no-go".
+_COMMON_GATE_WORDS = {"and", "the", "step", "final", "go", "no", "decision", "gate"}
+
+
+def _words(text: str) -> set[str]:
+    return {word for word in re.findall(r"[^\W\d_]{2,}", text.casefold()) if word not in _COMMON_GATE_WORDS}
 
 
 def _place_of(entry: dict) -> tuple:
@@ -113,6 +126,7 @@ def _items_by_place(deployment: Deployment) -> dict[int, tuple[int, int, int]]:
 
 def _setup_required_approvals(deployment: Deployment, roles: list, recognised: dict, items: dict) -> None:
     by_name = {role.name.casefold(): role for role in roles}
+    merged = role_names(recognised)  # "QA team sign-off" is given by the QA Lead when the import merged them
     by_place = {place: pk for pk, place in items.items()}
     dropped_places = {_place_of(entry) for entry in (recognised.get("dropped") or {}).get("approvals", [])}
     approvals: list[RequiredApproval] = []
@@ -123,7 +137,8 @@ def _setup_required_approvals(deployment: Deployment, roles: list, recognised: d
         item_id = by_place.get(_place_of(entry)) if entry.get("item") is not None else None
         if item_id is not None and item_id in used_items:
             continue
-        role = by_name.get((entry.get("role") or "").strip().casefold()) or _role_named_in(entry.get("text", ""), roles)
+        written = (entry.get("role") or "").strip()
+        role = by_name.get(merged.get(written.casefold(), written).casefold()) or _role_named_in(entry.get("text", ""), roles)
         label = " ".join(entry.get("text", "").split())[:300] or "Approval"
         approvals.append(RequiredApproval(deployment=deployment, label=label, role=role, item_id=item_id))
         if item_id is not None:

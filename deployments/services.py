@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from checklists.models import ItemKind, RunbookVersion
+from checklists.review import role_names
 from deployments import board, hooks, live
 from deployments.actors import SystemActor
 from deployments.events import record_event
@@ -197,6 +198,7 @@ def _contacts_from_runbook(deployment: Deployment, recognised: dict, roles: dict
     the order written. A role the runbook names becomes the contact's role.
     """
     by_name = {role.name.casefold(): role for role in roles.values()}
+    merged = role_names(recognised)
     entries = recognised.get("contacts") or []
     numbered = [entry.get("level") for entry in entries if isinstance(entry.get("level"), int)]
     next_level = max(numbered, default=0) + 1
@@ -212,7 +214,9 @@ def _contacts_from_runbook(deployment: Deployment, recognised: dict, roles: dict
         contacts.append(
             EmergencyContact(
                 deployment=deployment,
-                role=by_name.get((entry.get("role") or "").strip().casefold()),
+                role=by_name.get(merged.get(written.casefold(), written).casefold())
+                if (written := (entry.get("role") or "").strip())
+                else None,
                 level=min(level, 32767),
                 name=(entry.get("name") or entry.get("role") or entry.get("text") or "Contact")[:120],
                 phone=phone[:40],
