@@ -57,6 +57,8 @@ def setup_from_runbook(deployment: Deployment) -> None:
     """
     roles = list(deployment.roles.all())
     recognised = deployment.runbook_version.recognised or {}
+    if not recognised.get("placed"):
+        recognised = {}  # imported before findings were placed: only its explicit lines count, as they did then
     items = _items_by_place(deployment)
     boxed = {_place_of(entry): entry for entry in recognised.get("gates") or [] if entry.get("how") == EXPLICIT_GATE}
     gates: list[tuple[int, Gate]] = []  # (source line, gate): gates are numbered in reading order

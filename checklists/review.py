@@ -109,6 +109,7 @@ def place(found: dict, sections: list[dict], line_positions: dict[int, tuple[int
                 entry["phase"], entry["step"], entry["item"] = at
     for entry in found.get("approvals") or []:
         entry["blocks_start"] = blocks_start(entry, sections)
+    found["placed"] = True  # versions imported before findings were placed have none of this
     return found
 
 

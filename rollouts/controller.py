@@ -174,7 +174,8 @@ def setup_from_runbook(deployment: Deployment) -> None:
     if step is not None:
         define_plan(deployment, step.action_config, step=step)
         return
-    draft = drafting.draft_plan(deployment.runbook_version.recognised or {})
+    recognised = deployment.runbook_version.recognised or {}
+    draft = drafting.draft_plan(recognised) if recognised.get("placed") else None
     if draft is None:
         return
     spec, place = draft

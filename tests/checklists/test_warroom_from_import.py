@@ -286,3 +286,14 @@ def test_an_exported_version_imports_back_to_the_same_war_room(path):
         }
 
     assert war_room(again) == war_room(first)
+
+
+@pytest.mark.django_db
+def test_a_version_imported_before_findings_were_placed_keeps_its_old_set_up():
+    """Its findings say nothing of where they stand, so none of them blocks a start or becomes a gate or plan."""
+    version = import_runbook(PAYMENTS.read_bytes(), filename=PAYMENTS.name).version
+    version.recognised = {key: value for key, value in version.recognised.items() if key != "placed"}
+    version.save(update_fields=["recognised"])
+    deployment = make_deployment(version=version)
+    assert not deployment.required_approvals.exists() and not deployment.gates.exists()
+    assert not RolloutPlan.objects.filter(deployment=deployment).exists()
