@@ -75,6 +75,7 @@ def setup_from_runbook(deployment: Deployment) -> None:
         )
         gates.append((entry.get("line") or 0, gate))
     titles = {gate.title.casefold() for _line, gate in gates}
+    steps = {(step.phase.position, step.position): step for step in deployment.steps.select_related("phase")}
     scheduled = {entry["line"] for entry in recognised.get("timeline") or [] if entry.get("notation") == "timeline entry"}
     boxed_steps = [_words(item.step.title) for _line, gate in gates if (item := gate.item) is not None]
     for entry in recognised.get("gates") or []:
@@ -87,7 +88,9 @@ def setup_from_runbook(deployment: Deployment) -> None:
             continue
         titles.add(text.casefold()[:300])
         criteria = entry.get("criteria", "")
-        gates.append((entry.get("line") or 0, Gate(deployment=deployment, title=_titled(text, criteria), criteria=criteria)))
+        step = steps.get((entry.get("phase"), entry.get("step")))
+        gate = Gate(deployment=deployment, title=_titled(text, criteria), criteria=criteria, step=step)
+        gates.append((entry.get("line") or 0, gate))
     gates.sort(key=lambda pair: pair[0])
     for position, (_line, gate) in enumerate(gates):
         gate.position, gate.state, gate.opened_at = (
@@ -130,6 +133,7 @@ def _setup_required_approvals(deployment: Deployment, roles: list, recognised: d
     by_name = {role.name.casefold(): role for role in roles}
     merged = role_names(recognised)  # "QA team sign-off" is given by the QA Lead when the import merged them
     by_place = {place: pk for pk, place in items.items()}
+    boxes = set(Item.objects.filter(deployment=deployment, kind=ItemKind.CHECK, is_group=False).values_list("pk", flat=True))
     dropped_places = {_place_of(entry) for entry in (recognised.get("dropped") or {}).get("approvals", [])}
     approvals: list[RequiredApproval] = []
     used_items: set[int] = set()
@@ -137,6 +141,8 @@ def _setup_required_approvals(deployment: Deployment, roles: list, recognised: d
         if not entry.get("blocks_start", True):
             continue
         item_id = by_place.get(_place_of(entry)) if entry.get("item") is not None else None
+        if item_id not in boxes:
+            item_id = None  # a sign-off blank ("CAB chair: ____") is the signer's to fill, not a box to tick
         if item_id is not None and item_id in used_items:
             continue
         written = (entry.get("role") or "").strip()
@@ -271,13 +277,13 @@ def is_approval_line(item: Item) -> bool:
 
 def evidence_items(gate: Gate):
     """What a vote on this gate is cast against: its condition items, or else every
-    checklist line up to and including the gate's step."""
+    checklist line up to and including the gate's step (every line, for a gate that stands nowhere)."""
     conditions = list(gate.condition_items.all())
     if conditions:
         return conditions
     items = Item.objects.filter(deployment_id=gate.deployment_id, is_group=False).exclude(kind=ItemKind.GATE)
-    if gate.item_id:
-        step = gate.item.step
+    step = gate.at_step
+    if step is not None:
         items = items.filter(step__phase__position__lte=step.phase.position).exclude(
             step__phase__position=step.phase.position, step__position__gt=step.position
         )

@@ -396,11 +396,13 @@ def _abort(plan: RolloutPlan, reason: str, *, actor=None) -> None:
 
 
 def guards_rollout(gate, plan: RolloutPlan) -> bool:
-    """A gate guards the rollout when its runbook line is in the rollout's step, or in a
-    later step of the same phase (e.g. "Canary healthy? ☐ GO ☐ NO-GO" after the canary)."""
-    if gate.item_id is None or plan.step_id is None:
+    """A gate guards the rollout when its runbook line (or, for a decision recognised in a step's
+    text, its step) is in the rollout's step, or in a later step of the same phase (e.g.
+    "Canary healthy? ☐ GO ☐ NO-GO" after the canary)."""
+    step = gate.at_step
+    if step is None or plan.step_id is None:
         return False
-    step, rollout_step = gate.item.step, plan.step
+    rollout_step = plan.step
     return step.phase_id == rollout_step.phase_id and (step.position, step.pk) >= (rollout_step.position, rollout_step.pk)
 
 

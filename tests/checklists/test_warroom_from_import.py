@@ -297,3 +297,24 @@ def test_a_version_imported_before_findings_were_placed_keeps_its_old_set_up():
     deployment = make_deployment(version=version)
     assert not deployment.required_approvals.exists() and not deployment.gates.exists()
     assert not RolloutPlan.objects.filter(deployment=deployment).exists()
+
+
+@pytest.mark.django_db
+def test_a_sign_off_blank_before_the_start_is_an_approval_given_in_the_war_room_not_a_box():
+    runbook = (
+        "# Hotfix 3.1.4\n\n## Required approvals\n\nCAB chair: __________ Date: ________\n\n"
+        "## Deploy (T+0)\n\n- [ ] Ship the hotfix\n- [ ] **Decision point**: proceed if the canary is clean\n"
+    )
+    version = import_runbook(runbook, filename="hotfix.md").version
+    deployment = make_deployment(version=version)
+    lead = deployment.participants.get(is_lead=True).user
+    approval = deployment.required_approvals.get()
+    assert (approval.label, approval.role.name, approval.item) == ("CAB chair: __________ Date: ________", "CAB chair", None)
+    chair = make_user("chair")
+    deployment_services.set_participant(deployment, lead, chair, role_names=["CAB chair"])
+    approval_services.give_approval(approval.pk, chair, statement="CAB-88 approved")
+    assert start(deployment, lead).state == DeploymentState.IN_PROGRESS
+    # The decision point stands at its step: votes are cast against the lines up to it.
+    gate = deployment.gates.get()
+    assert gate.step.title.startswith("Deploy") and gate.criteria == "the canary is clean"
+    assert {i.text for i in approval_services.evidence_items(gate)} >= {"Ship the hotfix"}
