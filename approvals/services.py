@@ -93,11 +93,8 @@ def setup_from_runbook(deployment: Deployment) -> None:
         gates.append((entry.get("line") or 0, gate))
     gates.sort(key=lambda pair: pair[0])
     for position, (_line, gate) in enumerate(gates):
-        gate.position, gate.state, gate.opened_at = (
-            position,
-            GateState.OPEN,
-            timezone.now(),
-        )  # open until the lead sets conditions
+        # No conditions yet: open until the lead sets some.
+        gate.position, gate.state, gate.opened_at = position, GateState.OPEN, timezone.now()
         gate.save()
         gate.voter_roles.set(roles)
     _setup_required_approvals(deployment, roles, recognised, items)

@@ -92,15 +92,17 @@ def is_placeholder(name: str) -> bool:
 
 def place(found: dict, sections: list[dict], line_positions: dict[int, tuple[int, int, int]]) -> dict:
     """Note on each kept finding where it sits: ``phase`` and ``step`` positions, and the ``item``
-    position of the checklist line written on the same source line, if any.
+    position of the checklist line written on the same source line, if any — dropped ones too, so
+    a deployment can tell a dropped approval's line from the others.
 
     ``sections`` are the stored steps in reading order: ``{"phase", "step", "line", "phase_title",
     "title", "offset_minutes", "has_items"}``; ``line_positions`` maps a source line to the
     (phase, step, position) of the checklist line stored from it. Approvals also get
     ``blocks_start`` (see ``blocks_start``).
     """
+    dropped = found.get("dropped") or {}
     for kind in ("gates", "approvals", "contacts", "thresholds", "rollout_stages"):
-        for entry in found.get(kind) or []:
+        for entry in [*(found.get(kind) or []), *(dropped.get(kind) or [])]:
             section = _section_of(entry.get("line") or 0, sections)
             if section is not None:
                 entry["phase"], entry["step"] = section["phase"], section["step"]

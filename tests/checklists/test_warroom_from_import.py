@@ -318,3 +318,17 @@ def test_a_sign_off_blank_before_the_start_is_an_approval_given_in_the_war_room_
     gate = deployment.gates.get()
     assert gate.step.title.startswith("Deploy") and gate.criteria == "the canary is clean"
     assert {i.text for i in approval_services.evidence_items(gate)} >= {"Ship the hotfix"}
+
+
+@pytest.mark.django_db
+def test_a_dropped_approval_under_a_required_approvals_step_stays_out():
+    path = Path(__file__).resolve().parents[2] / "checklists" / "demo" / "expense-accounts-procedure.md"
+    data = path.read_bytes()
+    found = import_runbook(data, dry_run=True).parsed.found
+    product_owner = next(i for i, a in enumerate(found["approvals"]) if a["text"] == "Product Owner approval")
+    kept = {choice_key("approvals", i) for i in range(len(found["approvals"])) if i != product_owner}
+    kept |= {choice_key(kind, i) for kind in ("gates", "contacts", "thresholds") for i in range(len(found[kind]))}
+    deployment = make_deployment(version=import_runbook(data, filename=path.name, kept=kept).version)
+    labels = list(deployment.required_approvals.values_list("label", flat=True))
+    assert "Product Owner approval" not in labels and "Security team approval" in labels
+    assert len(labels) == 3
