@@ -16,3 +16,4 @@ class ApprovalsConfig(AppConfig):
         hooks.report_open_work(services.open_gates)
         hooks.guard_resume(services.no_go_needs_reason)
         hooks.on_finished(services.cancel_open_gates)
+        hooks.on_created(services.setup_from_runbook)

@@ -6,7 +6,7 @@ Rows here change only through approvals.services.
 from django.conf import settings
 from django.db import models
 
-from deployments.models import Deployment, DeploymentRole, Item
+from deployments.models import Deployment, DeploymentRole, Item, Step
 
 
 class RequiredApproval(models.Model):
@@ -69,6 +69,10 @@ class Gate(models.Model):
     title = models.CharField(max_length=300)
     # The runbook line this gate came from (e.g. "**Decision:** ☐ GO ☐ NO-GO"), if any.
     item = models.OneToOneField(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="gate")
+    # What must hold to say GO, as the runbook wrote it ("Proceed if error rate < 1% for 30 min").
+    criteria = models.TextField(blank=True)
+    # Where a gate without a line of its own stands (a decision the import recognised in the step's text).
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     go_label = models.CharField(max_length=40, default="GO")
     no_go_label = models.CharField(max_length=40, default="NO-GO")
     position = models.PositiveIntegerField(default=0)
@@ -95,6 +99,11 @@ class Gate(models.Model):
 
     def __str__(self):
         return self.title
+
+    @property
+    def at_step(self):
+        """The step the gate stands at: its line's, or the one the import placed it in (None: the whole runbook)."""
+        return self.item.step if self.item_id else self.step
 
 
 class Vote(models.Model):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -16,6 +17,7 @@ from django.utils import timezone
 from approvals import hooks as approval_hooks
 from approvals.models import SETTLED_GATE_STATES, ApiToken, Decision, Gate, GateRule, GateState, RequiredApproval, Vote
 from checklists.models import ItemKind
+from checklists.review import EXPLICIT_GATE, role_names
 from deployments import actors, live
 from deployments.actors import SystemActor
 from deployments.events import record_event
@@ -42,34 +44,128 @@ def _push(deployment_id: int) -> None:
 
 
 def setup_from_runbook(deployment: Deployment) -> None:
-    """Called inside create_deployment: the runbook's gates and required approvals.
+    """Called when a deployment is created (a ``deployments.hooks.on_created`` receiver): the
+    runbook's gates and required approvals.
 
-    Gate lines (`☐ GO ☐ NO-GO`) become gates that every role votes on unanimously
-    until the lead configures them; lines under a "Required Approvals" step become
-    sign-offs, each given by the role named in its text (or by the lead).
+    Gate lines (`☐ GO ☐ NO-GO`) become gates that every role votes on unanimously until the
+    lead configures them; the other decision points the import recognised and the person
+    importing kept ("**Go/No-Go Decision**: Proceed if …", "HOLD POINT") become gates too, one
+    per decision, with the runbook's "proceed if" criteria kept on the gate. Required approvals
+    the import recognised become sign-offs, each given by the role it names (or by the lead) —
+    only those that must be given before the start (``checklists.review.blocks_start``); a
+    closing section's sign-offs are the report's. Lines under a "Required Approvals" step
+    are sign-offs as before, unless the person importing dropped them.
     """
     roles = list(deployment.roles.all())
-    gate_items = Item.objects.filter(deployment=deployment, kind=ItemKind.GATE).select_related("step")
-    for position, item in enumerate(gate_items):
+    recognised = deployment.runbook_version.recognised or {}
+    if not recognised.get("placed"):
+        recognised = {}  # imported before findings were placed: only its explicit lines count, as they did then
+    items = _items_by_place(deployment)
+    boxed = {_place_of(entry): entry for entry in recognised.get("gates") or [] if entry.get("how") == EXPLICIT_GATE}
+    gates: list[tuple[int, Gate]] = []  # (source line, gate): gates are numbered in reading order
+    for item in Item.objects.filter(deployment=deployment, kind=ItemKind.GATE).select_related("step"):
         go_label, no_go_label = _gate_labels(item.options)
-        gate = Gate.objects.create(
+        entry = boxed.pop(items.get(item.pk), {})
+        gate = Gate(
             deployment=deployment,
             item=item,
-            position=position,
             go_label=go_label,
             no_go_label=no_go_label,
-            title=f"{item.step.title}: {item.text}" if item.text else item.step.title,
-            state=GateState.OPEN,
-            opened_at=timezone.now(),  # no conditions yet: open until the lead sets some
+            title=_titled(f"{item.step.title}: {item.text}" if item.text else item.step.title, entry.get("criteria", "")),
+            criteria=entry.get("criteria", ""),
         )
+        gates.append((entry.get("line") or 0, gate))
+    titles = {gate.title.casefold() for _line, gate in gates}
+    steps = {(step.phase.position, step.position): step for step in deployment.steps.select_related("phase")}
+    scheduled = {entry["line"] for entry in recognised.get("timeline") or [] if entry.get("notation") == "timeline entry"}
+    boxed_steps = [_words(item.step.title) for _line, gate in gates if (item := gate.item) is not None]
+    for entry in recognised.get("gates") or []:
+        if entry.get("how") == EXPLICIT_GATE:
+            continue  # a "☐ GO ☐ NO-GO" line: already a gate above
+        if entry.get("line") in scheduled and any(len(_words(entry.get("text", "")) & step) >= 2 for step in boxed_steps):
+            continue  # a timeline row scheduling the decision a step's GO / NO-GO line holds ("T-30 | Final go/no-go")
+        text = " ".join(entry.get("text", "").split()) or "Go/no-go decision"
+        if text.casefold()[:300] in titles:
+            continue
+        titles.add(text.casefold()[:300])
+        criteria = entry.get("criteria", "")
+        step = steps.get((entry.get("phase"), entry.get("step")))
+        gate = Gate(deployment=deployment, title=_titled(text, criteria), criteria=criteria, step=step)
+        gates.append((entry.get("line") or 0, gate))
+    gates.sort(key=lambda pair: pair[0])
+    for position, (_line, gate) in enumerate(gates):
+        # No conditions yet: open until the lead sets some.
+        gate.position, gate.state, gate.opened_at = position, GateState.OPEN, timezone.now()
+        gate.save()
         gate.voter_roles.set(roles)
+    _setup_required_approvals(deployment, roles, recognised, items)
+
+
+def _titled(text: str, criteria: str) -> str:
+    """A gate's title, carrying its criteria where the runbook wrote them apart (a list under the
+    heading): the war room's gate panel shows the title, and voters need the criteria in view."""
+    if criteria and criteria.casefold() not in text.casefold():
+        text = f"{text.rstrip(' :')} — {criteria}"
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+# Words every decision shares; two steps are not the same decision for saying "go/no-go".
+_COMMON_GATE_WORDS = {"and", "the", "step", "final", "go", "no", "decision", "gate"}
+
+
+def _words(text: str) -> set[str]:
+    return {word for word in re.findall(r"[^\W\d_]{2,}", text.casefold()) if word not in _COMMON_GATE_WORDS}
+
+
+def _place_of(entry: dict) -> tuple:
+    return (entry.get("phase"), entry.get("step"), entry.get("item"))
+
+
+def _items_by_place(deployment: Deployment) -> dict[int, tuple[int, int, int]]:
+    """Each checklist line's (phase, step, position): how the import's findings name a line."""
+    rows = Item.objects.filter(deployment=deployment).values_list("pk", "step__phase__position", "step__position", "position")
+    return {pk: (phase, step, position) for pk, phase, step, position in rows}
+
+
+def _setup_required_approvals(deployment: Deployment, roles: list, recognised: dict, items: dict) -> None:
+    by_name = {role.name.casefold(): role for role in roles}
+    merged = role_names(recognised)  # "QA team sign-off" is given by the QA Lead when the import merged them
+    by_place = {place: pk for pk, place in items.items()}
+    boxes = set(Item.objects.filter(deployment=deployment, kind=ItemKind.CHECK, is_group=False).values_list("pk", flat=True))
+    dropped_places = {_place_of(entry) for entry in (recognised.get("dropped") or {}).get("approvals", [])}
+    approvals: list[RequiredApproval] = []
+    used_items: set[int] = set()
+    for entry in recognised.get("approvals") or []:
+        if not entry.get("blocks_start", True):
+            continue
+        item_id = by_place.get(_place_of(entry)) if entry.get("item") is not None else None
+        if item_id not in boxes:
+            item_id = None  # a sign-off blank ("CAB chair: ____") is the signer's to fill, not a box to tick
+        if item_id is not None and item_id in used_items:
+            continue
+        written = (entry.get("role") or "").strip()
+        role = by_name.get(merged.get(written.casefold(), written).casefold()) or _role_named_in(entry.get("text", ""), roles)
+        label = " ".join(entry.get("text", "").split())[:300] or "Approval"
+        approvals.append(RequiredApproval(deployment=deployment, label=label, role=role, item_id=item_id))
+        if item_id is not None:
+            used_items.add(item_id)
     approval_items = Item.objects.filter(
         deployment=deployment, step__title__icontains="required approval", kind=ItemKind.CHECK, parent__isnull=True
     )
-    for position, item in enumerate(approval_items):
-        text = item.text.lower()
-        role = next((r for r in sorted(roles, key=lambda r: -len(r.name)) if r.name.lower() in text), None)
-        RequiredApproval.objects.create(deployment=deployment, label=item.text[:300], role=role, position=position, item=item)
+    for item in approval_items:
+        if item.pk in used_items or items.get(item.pk) in dropped_places:
+            continue
+        approvals.append(
+            RequiredApproval(deployment=deployment, label=item.text[:300], role=_role_named_in(item.text, roles), item=item)
+        )
+    for position, approval in enumerate(approvals):
+        approval.position = position
+    RequiredApproval.objects.bulk_create(approvals)
+
+
+def _role_named_in(text: str, roles: list):
+    text = text.lower()
+    return next((r for r in sorted(roles, key=lambda r: -len(r.name)) if r.name.lower() in text), None)
 
 
 def _gate_labels(options: list[str]) -> tuple[str, str]:
@@ -181,13 +277,13 @@ def is_approval_line(item: Item) -> bool:
 
 def evidence_items(gate: Gate):
     """What a vote on this gate is cast against: its condition items, or else every
-    checklist line up to and including the gate's step."""
+    checklist line up to and including the gate's step (every line, for a gate that stands nowhere)."""
     conditions = list(gate.condition_items.all())
     if conditions:
         return conditions
     items = Item.objects.filter(deployment_id=gate.deployment_id, is_group=False).exclude(kind=ItemKind.GATE)
-    if gate.item_id:
-        step = gate.item.step
+    step = gate.at_step
+    if step is not None:
         items = items.filter(step__phase__position__lte=step.phase.position).exclude(
             step__phase__position=step.phase.position, step__position__gt=step.position
         )

@@ -6,6 +6,9 @@ are numbers); what a value means is checked by the service function it goes to.
 
 from __future__ import annotations
 
+import base64
+import re
+
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
@@ -31,7 +34,9 @@ class RunbookUploadForm(forms.Form):
         empty_label="the runbook with the same title and structure (or a new runbook)",
     )
     as_new = forms.BooleanField(required=False, label="Import as a new runbook, even if one has the same title")
-    dry_run = forms.BooleanField(required=False, label="Only check the file: show what it holds, save nothing")
+    dry_run = forms.BooleanField(
+        required=False, label="Review what was understood first: show what the file holds and save nothing yet"
+    )
 
     def clean(self):
         cleaned = super().clean()
@@ -50,6 +55,36 @@ class RunbookUploadForm(forms.Form):
                 f"The file is {filesizeformat(upload.size)}; the limit is {max_upload_label()}. Split the runbook or trim it."
             )
         return upload
+
+
+CHOICE_KEY_RE = re.compile(r"^[a-z_]{1,20}:\d{1,6}$")
+MAX_CHOICES = 5000
+
+
+class RunbookReviewForm(forms.Form):
+    """The second post of a reviewed import: the file as it was checked, where it goes, and the kept boxes.
+
+    The file comes back base64-encoded in a hidden field (the exact bytes, so "the same file
+    again" still recognises it); the boxes' values are ``review.choice_key``s. An unticked box
+    is simply absent, so ``kept`` is what was posted.
+    """
+
+    source = forms.CharField(widget=forms.HiddenInput, strip=False)
+    filename = forms.CharField(widget=forms.HiddenInput, required=False, max_length=255)
+    runbook = forms.ModelChoiceField(queryset=Runbook.objects.all(), required=False, widget=forms.HiddenInput)
+    as_new = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def clean_source(self):
+        text = self.cleaned_data["source"]
+        if len(text) > (settings.RUNBOOK_MAX_BYTES // 3 + 1) * 4:
+            raise forms.ValidationError(f"The file is larger than {max_upload_label()}.")
+        try:
+            return base64.b64decode(text.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError):
+            raise forms.ValidationError("The reviewed file did not come back intact: choose the file again.") from None
+
+    def kept(self, posted: list[str]) -> set[str]:
+        return {key for key in posted[:MAX_CHOICES] if CHOICE_KEY_RE.match(key)}
 
 
 class TitleForm(forms.Form):

@@ -41,6 +41,7 @@ from checklists.parsing import (
 )
 from checklists.recognition import understood_lines
 from checklists.rendering import render_markdown
+from checklists.review import apply_choices, is_placeholder, place, role_names
 
 __all__ = ["ImportOutcome", "RunbookImportError", "export_markdown", "import_runbook", "version_to_parsed"]
 
@@ -75,6 +76,7 @@ def import_runbook(
     runbook: Runbook | None = None,
     dry_run: bool = False,
     as_new: bool = False,
+    kept: set[str] | None = None,
 ) -> ImportOutcome:
     """Parse and store a runbook. Importing into an existing runbook adds a version.
 
@@ -83,6 +85,9 @@ def import_runbook(
     the same file again, or at least half of its phase and step titles in common with its
     latest version. A different runbook that happens to share a title ("Production
     Deployment Checklist") becomes a runbook of its own, and the outcome says why.
+    ``kept`` holds the boxes the person left ticked on the import review (``review.choice_key``);
+    None keeps everything recognised. The version stores what was kept, placed in its
+    structure (``review.place``), and what was dropped.
     Raises RunbookImportError with a message for the person uploading.
     """
     raw = data.encode() if isinstance(data, str) else data
@@ -114,9 +119,11 @@ def import_runbook(
             source_filename=filename[:255],
             source_sha256=sha256,
             created_by=user,
-            recognised=parsed.found,
         )
-        _store(version, parsed)
+        accepted = apply_choices(parsed.found, kept)
+        sections, line_positions = _store(version, parsed, accepted)
+        version.recognised = place(accepted, sections, line_positions)
+        version.save(update_fields=["recognised"])
     return ImportOutcome(parsed=parsed, version=version, created_runbook=created, placement=placement)
 
 
@@ -161,17 +168,31 @@ def _place(parsed: ParsedRunbook, sha256: str, chosen: Runbook | None, *, lock: 
     return None, "a new runbook"
 
 
-def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
-    # The roles are the parser's catalogue. Steps and timeline rows name one of them (in any
-    # case) or none: "All" or "-" in a timeline's owner column is not a role anyone holds.
+def _store(
+    version: RunbookVersion, parsed: ParsedRunbook, found: dict | None = None
+) -> tuple[list[dict], dict[int, tuple[int, int, int]]]:
+    """Store the structure; return the steps in reading order and where each source line's checklist line went.
+
+    The role catalogue is the parser's roles, the recognised ones and the roles that give the kept
+    approvals, each under the name its (kept) merge gives it: "QA", "QA team" and "QA Lead" are one role a person can hold.
+    Steps and timeline rows name one of them (in any case) or none: "All" or "-" in a
+    timeline's owner column, or a placeholder such as ``[Name]``, is not a role anyone holds.
+    """
+    found = found or {}
+    merged = role_names(found)
     roles: dict[str, TemplateRole] = {}
-    for name in parsed.roles:
-        key = name.strip().casefold()
-        if key and key not in roles:
-            roles[key] = TemplateRole.objects.create(version=version, name=name.strip()[:120], position=len(roles))
+    # A required approval or sign-off names who gives it: that is a role too.
+    approvers = [entry["role"] for entry in found.get("approvals") or [] if entry.get("role")]
+    for written in [*parsed.roles, *(role["name"] for role in found.get("roles") or []), *approvers]:
+        name = merged.get(written.strip().casefold(), written.strip())
+        key = name.casefold()
+        if key and key not in roles and not is_placeholder(name):
+            roles[key] = TemplateRole.objects.create(version=version, name=name[:120], position=len(roles))
 
     def role_for(name: str | None) -> TemplateRole | None:
-        return roles.get(name.strip().casefold()) if name else None
+        if not name:
+            return None
+        return roles.get(merged.get(name.strip().casefold(), name.strip()).casefold())
 
     # A whole version in a few statements: phases, then steps, then items one tree level at a time
     # across all steps (children need their parent's id), then code blocks.
@@ -200,8 +221,23 @@ def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
     )
     levels: list[list[tuple[TemplateItem, TemplateItem | None]]] = []
     code_blocks: list[TemplateCodeBlock] = []
-    for step, (_phase, _s_index, parsed_step) in zip(steps, pairs, strict=True):
-        _store_step_content(step, parsed_step, levels, code_blocks)
+    sections: list[dict] = []
+    line_positions: dict[int, tuple[int, int, int]] = {}
+    for step, (phase, s_index, parsed_step) in zip(steps, pairs, strict=True):
+        stored_lines = _store_step_content(step, parsed_step, levels, code_blocks)
+        for line, position in stored_lines.items():
+            line_positions.setdefault(line, (phase.position, s_index, position))
+        sections.append(
+            {
+                "phase": phase.position,
+                "step": s_index,
+                "line": parsed_step.line or min(stored_lines, default=0),
+                "phase_title": phase.title,
+                "title": parsed_step.title,
+                "offset_minutes": parsed_step.offset_minutes,
+                "has_items": bool(parsed_step.items),
+            }
+        )
     for level in levels:
         for row, parent in level:
             row.parent = parent
@@ -222,6 +258,7 @@ def _store(version: RunbookVersion, parsed: ParsedRunbook) -> None:
         )
         for index, entry in enumerate(parsed.timeline)
     )
+    return sections, line_positions
 
 
 def _store_step_content(
@@ -229,7 +266,7 @@ def _store_step_content(
     parsed_step: ParsedStep,
     levels: list[list[tuple[TemplateItem, TemplateItem | None]]],
     code_blocks: list[TemplateCodeBlock],
-) -> None:
+) -> dict[int, int]:
     """Items, fields, choices, gates and code blocks share one position sequence in reading order.
 
     That is the order render_markdown writes a step in (parsing.reading_order), so the war
@@ -238,6 +275,7 @@ def _store_step_content(
     the export writes it once, with the checkbox text, and not again on a line of its own.
     Rows are collected into ``levels`` (one list per tree depth) and ``code_blocks``, which the
     caller inserts for all steps at once, one tree level at a time: children need their parent's id.
+    Returns the position of the row stored from each source line (the first, if several).
     """
     order = reading_order(parsed_step.items)
     entries: list[tuple[tuple[int, int, int], int, object]] = [
@@ -250,9 +288,12 @@ def _store_step_content(
     entries.sort(key=lambda entry: entry[:2])
 
     position = 0
+    stored_lines: dict[int, int] = {}
 
-    def add(row: TemplateItem, parent: TemplateItem | None = None, depth: int = 0) -> TemplateItem:
+    def add(row: TemplateItem, parent: TemplateItem | None = None, depth: int = 0, line: int = 0) -> TemplateItem:
         nonlocal position
+        if line:
+            stored_lines.setdefault(line, position)
         row.step, row.position = step, position
         position += 1
         while len(levels) <= depth:
@@ -271,6 +312,7 @@ def _store_step_content(
             ),
             parent,
             depth,
+            parsed_item.line,
         )
         for child in parsed_item.children:
             add_tree(child, node, depth + 1)
@@ -279,7 +321,10 @@ def _store_step_content(
         if isinstance(entry, ParsedItem):
             add_tree(entry)
         elif isinstance(entry, ParsedField):
-            add(TemplateItem(kind=ItemKind.FIELD, text=entry.label, hint=entry.hint[:300], on_item=entry.on_item))
+            add(
+                TemplateItem(kind=ItemKind.FIELD, text=entry.label, hint=entry.hint[:300], on_item=entry.on_item),
+                line=entry.line,
+            )
         elif isinstance(entry, ParsedChoice | ParsedGate):
             add(
                 TemplateItem(
@@ -289,12 +334,14 @@ def _store_step_content(
                     option_notes=list(entry.notes),
                     selected=list(entry.selected),
                     on_item=entry.on_item,
-                )
+                ),
+                line=entry.line,
             )
         else:
             assert isinstance(entry, ParsedCodeBlock)
             code_blocks.append(TemplateCodeBlock(step=step, position=position, info=entry.info[:100], code=entry.code))
             position += 1
+    return stored_lines
 
 
 ACTION_FENCE = "warroom"

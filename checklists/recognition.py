@@ -740,6 +740,7 @@ def _thresholds(plain: str) -> list[dict]:
             metric = inside
         metric = _TRAILING_VERB_RE.sub("", metric.strip(" -–—:*("))
         metric = re.split(r"[:;,]|\bif\b|\bwhen\b", metric)[-1].strip()
+        metric = re.sub(r"^(?:or|and|nor|but)\s+", "", metric)  # "… < 99.5% or API error rate > 2%": the second metric
         if not V.METRIC_WORDS_RE.search(metric) or len(metric.split()) > 7:
             continue
         results.append(_threshold(metric, match, plain))

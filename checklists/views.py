@@ -10,6 +10,7 @@ shows as a toast; nothing here answers a bad post with a 500.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from functools import wraps
@@ -31,6 +32,7 @@ from checklists.forms import (
     ItemForm,
     MoveForm,
     RoleForm,
+    RunbookReviewForm,
     RunbookUploadForm,
     TimingForm,
     TitleForm,
@@ -40,6 +42,7 @@ from checklists.forms import (
 from checklists.importing import RunbookImportError, export_markdown, import_runbook
 from checklists.models import ItemKind, Runbook, RunbookVersion, TemplateItem, TemplatePhase, TemplateStep
 from checklists.recognition import understood_lines
+from checklists.review import reviewable
 
 VERSION_TEMPLATE = "checklists/version.html"
 TOAST_HEADER_MAX = 300  # a refusal may quote what was typed; the header carries at most this much
@@ -122,26 +125,45 @@ def version_export(request, pk):
 @login_required
 @require_http_methods(["GET", "POST"])
 def runbook_import(request):
+    """Upload a runbook. With "review first" (ticked by default) nothing is saved yet: the page shows
+    what was understood, each gate, approval, role merge, contact, threshold and rollout stage with a
+    box, and a second post (``RunbookReviewForm``, the same file) imports it with the boxes left ticked.
+    """
     if not services.can_edit_runbooks(request.user):
         raise PermissionDenied("Only runbook editors may import runbooks.")
-    if request.method == "POST":
+    reviewed = request.method == "POST" and "source" in request.POST
+    problems: list[str] = []  # what went wrong with a reviewed import (its form has no file field to show them on)
+    if reviewed:
+        review_form = RunbookReviewForm(request.POST)
+        form = RunbookUploadForm()
+        if not review_form.is_valid():
+            problems = [error for errors in review_form.errors.values() for error in errors]
+    elif request.method == "POST":
         form = RunbookUploadForm(request.POST, request.FILES)
     else:
-        form = RunbookUploadForm(initial={"runbook": request.GET.get("runbook")})
+        form = RunbookUploadForm(initial={"runbook": request.GET.get("runbook"), "dry_run": True})
     preview = None
-    if request.method == "POST" and form.is_valid():
+    if reviewed and not problems:
+        data, filename = review_form.cleaned_data["source"], review_form.cleaned_data["filename"] or "runbook.md"
+        target, as_new, dry_run = review_form.cleaned_data["runbook"], review_form.cleaned_data["as_new"], False
+        kept = review_form.kept(request.POST.getlist("keep"))
+    elif request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
+        data, filename = upload.read(), upload.name
+        target, as_new, dry_run = form.cleaned_data["runbook"], form.cleaned_data["as_new"], form.cleaned_data["dry_run"]
+        kept = None
+    else:
+        data = None
+    if data is not None:
         try:
             outcome = import_runbook(
-                upload.read(),
-                filename=upload.name,
-                user=request.user,
-                runbook=form.cleaned_data["runbook"],
-                dry_run=form.cleaned_data["dry_run"],
-                as_new=form.cleaned_data["as_new"],
+                data, filename=filename, user=request.user, runbook=target, dry_run=dry_run, as_new=as_new, kept=kept
             )
         except RunbookImportError as error:
-            form.add_error("file", str(error))
+            if reviewed:
+                problems.append(str(error))
+            else:
+                form.add_error("file", str(error))
         else:
             if outcome.version is None:
                 preview = outcome.parsed.counts()
@@ -149,6 +171,15 @@ def runbook_import(request):
                     found=outcome.parsed.found,
                     understood=understood_lines(outcome.parsed.found),
                     placement=outcome.placement,
+                    review=reviewable(outcome.parsed.found),
+                    review_form=RunbookReviewForm(
+                        initial={
+                            "source": base64.b64encode(data).decode("ascii"),
+                            "filename": filename,
+                            "runbook": target.pk if target else None,
+                            "as_new": as_new,
+                        }
+                    ),
                 )
             else:
                 version = outcome.version
@@ -156,15 +187,18 @@ def runbook_import(request):
                 what = "a new runbook" if outcome.created_runbook else f"version {version.number} of “{version.runbook.name}”"
                 if outcome.placement and outcome.placement not in ("a new runbook",):
                     what += f" — {outcome.placement}"
+                dropped = sum(len(entries) for entries in (version.recognised.get("dropped") or {}).values())
                 messages.success(
                     request,
-                    f"Imported {upload.name} as {what}: {counts['phases']} phases, {counts['steps']} steps, "
+                    f"Imported {filename} as {what}: {counts['phases']} phases, {counts['steps']} steps, "
                     f"{counts['items']} checklist items, {counts['fields']} fields, {counts['choices']} choices, "
-                    f"{counts['gates']} go/no-go gates. Understood: " + "; ".join(understood_lines(outcome.parsed.found)),
+                    f"{counts['gates']} go/no-go gates. Understood: "
+                    + "; ".join(understood_lines(version.recognised))
+                    + (f". Left out as you chose: {dropped}." if dropped else ""),
                 )
                 return redirect("checklists:version", version.pk)
-    status = 400 if form.errors else 200
-    context = {"form": form, "preview": preview, "max_upload": max_upload_label()}
+    status = 400 if form.errors or problems else 200
+    context = {"form": form, "preview": preview, "problems": problems, "max_upload": max_upload_label()}
     return render(request, "checklists/import.html", context, status=status)
 
 

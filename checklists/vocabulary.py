@@ -291,3 +291,23 @@ MOJIBAKE_HINT_RE = re.compile(
     "[ÂÃÅÆâðÐÑÎÏ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
     "\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
 )
+
+
+# --- where an approval stands: before the start, or at the end -------------------------------------
+
+# A section that is done before anything is touched: its approvals must be given before the start.
+BEFORE_START_SECTION_RE = re.compile(
+    r"\bpre[-\s]?(?:deploy\w*|launch|release|flight|requisites?|implementation|cutover|go[-\s]?live|production)\b"
+    r"|\bprerequisites?\b|\bbefore\s+(?:the\s+)?(?:deploy\w*|launch|release|start|go[-\s]?live|cutover)\b"
+    r"|\brequired\s+(?:approvals?|sign[-\s]?offs?)\b|\b(?:approvals?|sign[-\s]?offs?)\s+required\b"
+    r"|\breadiness\b|\bchange\s+(?:approval|advisory)\b|\bauthori[sz]ation\s+to\s+(?:proceed|deploy|start)\b",
+    re.IGNORECASE,
+)
+# A section that closes the deployment: its sign-offs confirm the outcome, after the work is done.
+AFTER_START_SECTION_RE = re.compile(
+    r"\bpost[-\s]?(?:deploy\w*|launch|release|go[-\s]?live|implementation|cutover|production)\b"
+    r"|\bafter\s+(?:the\s+)?(?:deploy\w*|launch|release|go[-\s]?live|cutover)\b"
+    r"|\bcomplet(?:ion|e)\b|\bclos(?:ure|e[-\s]?out|ing)\b|\bwrap[-\s]?up\b|\bhand[-\s]?(?:over|off)\b"
+    r"|\bretrospective\b|\bsign[-\s]?offs?\b|\bsigned[-\s]off\b|\bacceptance\b",
+    re.IGNORECASE,
+)

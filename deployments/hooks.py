@@ -10,6 +10,7 @@ imports nothing of theirs::
     hooks.report_open_work(lambda deployment: [f"gate “{g.title}” is open" for g in open_gates(deployment)])
     hooks.guard_resume(lambda deployment: "a NO-GO paused it" if ... else None)
     hooks.on_finished(close_open_gates)
+    hooks.on_created(make_gates_from_runbook)
 
 Every hook runs inside the caller's transaction: one that raises refuses the change.
 """
@@ -28,6 +29,8 @@ _open_work: list[Callable] = []
 _resume_guards: list[Callable] = []
 # Called once when a deployment finishes: (deployment, reason in words).
 _finished: list[Callable] = []
+# Called once when a deployment is created from a runbook version, after its snapshot (deployment).
+_created: list[Callable] = []
 
 
 def _add(registry: list, entry) -> None:
@@ -51,6 +54,10 @@ def on_finished(receiver: Callable) -> None:
     _add(_finished, receiver)
 
 
+def on_created(receiver: Callable) -> None:
+    _add(_created, receiver)
+
+
 def line_owner(item) -> SystemKind | None:
     """Which internal actor keeps this checklist line; None for a plain line people work."""
     for kind, predicate in _line_owners:
@@ -70,3 +77,9 @@ def resume_needs_reason(deployment) -> str | None:
 def deployment_finished(deployment, reason: str) -> None:
     for receiver in _finished:
         receiver(deployment, reason)
+
+
+def deployment_created(deployment) -> None:
+    """Each app sets up its part of the war room from the runbook (gates and approvals, the rollout plan)."""
+    for receiver in _created:
+        receiver(deployment)

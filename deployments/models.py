@@ -124,6 +124,11 @@ class EmergencyContact(models.Model):
     name = models.CharField(max_length=120)
     phone = models.CharField(max_length=40, blank=True)
     email = models.EmailField(blank=True)
+    # From an imported runbook: how to reach them as written ("PagerDuty", "#ops-oncall"), when this
+    # level is called ("15–30 min" after the start of the incident), and the runbook line.
+    channel = models.CharField(max_length=200, blank=True)
+    window = models.CharField(max_length=40, blank=True)
+    source_line = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["role__position", "level", "name"]

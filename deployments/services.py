@@ -7,6 +7,7 @@ consumers, tasks and the API call these; nothing else saves deployment rows.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from checklists.models import ItemKind, RunbookVersion
+from checklists.review import role_names
 from deployments import board, hooks, live
 from deployments.actors import SystemActor
 from deployments.events import record_event
@@ -173,11 +175,8 @@ def create_deployment(
             CodeBlock.objects.bulk_create(
                 CodeBlock(step=step, position=cb.position, info=cb.info, code=cb.code) for cb in template_step.code_blocks.all()
             )
-    from approvals.services import setup_from_runbook
-    from rollouts.controller import setup_from_runbook as setup_rollout
-
-    setup_from_runbook(deployment)
-    setup_rollout(deployment)
+    contacts = _contacts_from_runbook(deployment, version.recognised or {}, roles)
+    hooks.deployment_created(deployment)
     Participant.objects.create(deployment=deployment, user=lead, is_lead=True)
     grant_participation(lead, deployment, is_lead=True)
     record_event(
@@ -185,10 +184,54 @@ def create_deployment(
         actor=lead,
         action="deployment.created",
         obj=deployment,
-        summary=f"Created from {version} with T-0 {planned_t0.isoformat()}",
+        summary=f"Created from {version} with T-0 {planned_t0.isoformat()}"
+        + (f"; {len(contacts)} contacts from the runbook" if contacts else ""),
         after={"t0": planned_t0, "state": deployment.state},
     )
     return deployment
+
+
+def _contacts_from_runbook(deployment: Deployment, recognised: dict, roles: dict) -> list[EmergencyContact]:
+    """The contacts and escalation levels the import recognised (and the person importing kept).
+
+    A contact names a person or a role, how to reach them as the runbook wrote it ("PagerDuty",
+    "#ops-oncall", a phone number) and its level; unnumbered ones follow the numbered ones in
+    the order written. A role the runbook names becomes the contact's role.
+    """
+    by_name = {role.name.casefold(): role for role in roles.values()}
+    merged = role_names(recognised)
+    entries = recognised.get("contacts") or []
+    numbered = [entry.get("level") for entry in entries if isinstance(entry.get("level"), int)]
+    next_level = max(numbered, default=0) + 1
+    contacts = []
+    for entry in entries:
+        level = entry.get("level")
+        if not isinstance(level, int) or level < 1:
+            level, next_level = next_level, next_level + 1
+        channel = (entry.get("channel") or "").strip()
+        phone = channel if _PHONE_RE.fullmatch(channel) else ""
+        email = channel if _EMAIL_RE.fullmatch(channel) else ""
+        window = entry.get("window_minutes")
+        contacts.append(
+            EmergencyContact(
+                deployment=deployment,
+                role=by_name.get(merged.get(written.casefold(), written).casefold())
+                if (written := (entry.get("role") or "").strip())
+                else None,
+                level=min(level, 32767),
+                name=(entry.get("name") or entry.get("role") or entry.get("text") or "Contact")[:120],
+                phone=phone[:40],
+                email=email,
+                channel="" if phone or email else channel[:200],
+                window=f"{window[0]}–{window[1]} min" if isinstance(window, list) and len(window) == 2 else "",
+                source_line=entry.get("line"),
+            )
+        )
+    return EmergencyContact.objects.bulk_create(contacts)
+
+
+_PHONE_RE = re.compile(r"\+?[\d ()./-]{6,40}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 # --- people --------------------------------------------------------------------------

@@ -321,6 +321,7 @@ def _page_level(incident: Incident, level: int | None) -> None:
         f"{c.name}{' (' + c.role.name + ')' if c.role else ''}"
         + (f" by e-mail to {c.email}" if c.email else "")
         + (f", call {c.phone}" if c.phone else "")
+        + (f", via {c.channel}" if c.channel else "")
         for c in contacts
     )
     then = f" Next level in {_duration(wait)} unless acknowledged." if higher else " This is the last level."

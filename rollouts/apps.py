@@ -16,3 +16,4 @@ class RolloutsConfig(AppConfig):
         on_gate_decided(controller.take_traffic_back_on_no_go)
         hooks.report_open_work(controller.open_rollout)
         hooks.on_finished(controller.settle_rollout)
+        hooks.on_created(controller.setup_from_runbook)

@@ -20,7 +20,7 @@ from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentState, Phase
 from deployments.permissions import TAKE_TRAFFIC_BACK, PermissionDenied, access_for, require_system
 from deployments.services import InvalidChange, require_unfinished, transition_state
-from rollouts import metrics, traffic
+from rollouts import drafting, metrics, traffic
 from rollouts.models import (
     MetricGate,
     MetricReading,
@@ -165,10 +165,27 @@ def define_plan(deployment: Deployment, spec: dict, *, step=None, actor=None) ->
 
 
 def setup_from_runbook(deployment: Deployment) -> None:
-    """Called inside create_deployment: a step whose action is a rollout carries the plan."""
+    """Called when a deployment is created (a ``deployments.hooks.on_created`` receiver).
+
+    A step whose action is a rollout (a ``warroom`` block) carries the plan. Without one, the
+    rollout stages the import recognised (and the person importing kept) become a **draft**
+    plan: manual router, gates read by a person from the thresholds near the stages
+    (``rollouts.drafting``). The lead names a router and metric sources before starting it.
+    """
     step = deployment.steps.filter(action="rollout").order_by("phase__position", "position").first()
     if step is not None:
         define_plan(deployment, step.action_config, step=step)
+        return
+    recognised = deployment.runbook_version.recognised or {}
+    draft = drafting.draft_plan(recognised) if recognised.get("placed") else None
+    if draft is None:
+        return
+    spec, place = draft
+    if validate_plan(spec):
+        return  # a stage list that does not make a rising plan: offered nowhere rather than guessed at
+    if place is not None:
+        step = deployment.steps.filter(phase__position=place[0], position=place[1]).first()
+    define_plan(deployment, spec, step=step)
 
 
 # --- people ------------------------------------------------------------------------------------
@@ -383,11 +400,13 @@ def _abort(plan: RolloutPlan, reason: str, *, actor=None) -> None:
 
 
 def guards_rollout(gate, plan: RolloutPlan) -> bool:
-    """A gate guards the rollout when its runbook line is in the rollout's step, or in a
-    later step of the same phase (e.g. "Canary healthy? ☐ GO ☐ NO-GO" after the canary)."""
-    if gate.item_id is None or plan.step_id is None:
+    """A gate guards the rollout when its runbook line (or, for a decision recognised in a step's
+    text, its step) is in the rollout's step, or in a later step of the same phase (e.g.
+    "Canary healthy? ☐ GO ☐ NO-GO" after the canary)."""
+    step = gate.at_step
+    if step is None or plan.step_id is None:
         return False
-    step, rollout_step = gate.item.step, plan.step
+    rollout_step = plan.step
     return step.phase_id == rollout_step.phase_id and (step.position, step.pk) >= (rollout_step.position, rollout_step.pk)
 
 

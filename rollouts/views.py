@@ -10,7 +10,7 @@ from deployments.models import Step
 from deployments.permissions import access_for, get_visible_deployment_or_404
 from deployments.services import InvalidChange
 from deployments.views import service_response, toast_response
-from rollouts import controller, runs
+from rollouts import controller, drafting, runs
 from rollouts.models import MetricGate, MetricSource, RolloutPlan, Router, TaskLogLine, TaskRun
 
 
@@ -113,12 +113,19 @@ def rollout_plan(request, pk):
         else:
             messages.success(request, "Rollout plan saved.")
             return redirect("deployments:warroom", pk)
+    in_plan = {name.casefold() for name in plan.gates.values_list("name", flat=True)} if plan else set()
+    suggested = [
+        {"line": gate.pop("line"), "name": gate["name"], "json": json.dumps(gate, ensure_ascii=False)}
+        for gate in drafting.suggested_gates(deployment.runbook_version.recognised or {})
+        if gate["name"].casefold() not in in_plan
+    ]
     context = {
         "d": deployment,
         "access": access,
         "text": text,
         "routers": Router.objects.all(),
         "sources": MetricSource.objects.all(),
+        "suggested": suggested,
     }
     return render(request, "rollouts/plan.html", context, status=status)
 

@@ -29,6 +29,7 @@ from checklists.models import (
 )
 from checklists.parsing import iter_items, parse_runbook
 from checklists.rendering import render_markdown
+from checklists.review import is_placeholder, role_names
 from tests.factories import make_user
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -66,6 +67,19 @@ def stored_counts(version: RunbookVersion) -> dict:
         "timeline_entries": version.timeline.count(),
         "roles": list(version.roles.order_by("position").values_list("name", flat=True)),
     }
+
+
+def catalogue(parsed) -> list[str]:
+    """The role catalogue a version stores: the parser's roles and the recognised ones, each under
+    the name its merge gives it ("QA team" and "QA" are stored as "QA Lead"), placeholders left out."""
+    merged = role_names(parsed.found)
+    names: list[str] = []
+    approvers = [entry["role"] for entry in parsed.found["approvals"] if entry.get("role")]
+    for written in [*parsed.roles, *(role["name"] for role in parsed.found["roles"]), *approvers]:
+        name = merged.get(written.strip().casefold(), written.strip())
+        if name.casefold() not in {n.casefold() for n in names} and not is_placeholder(name):
+            names.append(name)
+    return names
 
 
 def stored_tree(step: TemplateStep) -> list:
@@ -127,7 +141,8 @@ def no_template_rows() -> dict:
 def test_stored_counts_equal_the_parse(path):
     data = path.read_bytes()
     outcome = import_runbook(data, filename=path.name)
-    assert stored_counts(outcome.version) == parse_runbook(data).counts()
+    parsed = parse_runbook(data)
+    assert stored_counts(outcome.version) == {**parsed.counts(), "roles": catalogue(parsed)}
     assert outcome.version.source_filename == path.name
     assert len(outcome.version.source_sha256) == 64
 
@@ -176,10 +191,13 @@ def test_roles_are_linked_to_steps_and_timeline():
         phase__version=version, title="Step 1.2: Final Staging Verification"
     )
     assert staging.role.name == "QA Lead"
-    # One role row per name, whatever its case in the source ("QA Team" in the timeline, "QA team" above).
-    assert version.roles.filter(name__iexact="qa team").count() == 1
+    # One role row per role: "QA Team" in the timeline, "QA team" and "QA" above are the QA Lead (the
+    # merge the import shows), and the timeline's QA rows name that one role.
+    assert not version.roles.filter(name__iexact="qa team").exists()
+    assert version.roles.filter(name__istartswith="qa").count() == 1
+    assert {e.role.name for e in version.timeline.select_related("role") if e.role and "QA" in e.role.name} == {"QA Lead"}
     assert TemplateRole.objects.filter(version=version).count() == len(
-        parse_runbook((SHARED / "expense-accounts-procedure.md").read_bytes()).roles
+        catalogue(parse_runbook((SHARED / "expense-accounts-procedure.md").read_bytes()))
     )
 
 

@@ -32,6 +32,10 @@ def test_upload_rename_and_reorder_without_a_reload(editor, login):
     expect(page.get_by_text("at most 5.0")).to_be_visible()
     page.get_by_label("Runbook file (Markdown)").set_input_files(str(EXPENSE))
     page.get_by_role("button", name="Import").click()
+    # The review comes first (ticked by default): what was understood, each finding with a box.
+    expect(page.get_by_role("heading", name="Accept or correct it")).to_be_visible()
+    assert not RunbookVersion.objects.exists()
+    page.get_by_role("button", name="Import with these choices").click()
     page.wait_for_url("**/runbooks/versions/*/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Production Deployment Procedure")
     expect(page.locator(".messages")).to_contain_text("38 steps")
