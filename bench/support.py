@@ -48,6 +48,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+LAST_SERVER: dict = {}  # the most recent web_server(): its master process id and log file
+
+
 @contextmanager
 def web_server(processes: int | None = None):
     """The web server as `make run` starts it (gunicorn + uvicorn, WARROOM_WEB_PROCESSES processes)."""
@@ -62,6 +65,7 @@ def web_server(processes: int | None = None):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    LAST_SERVER.update(pid=proc.pid, log=log.name)
     try:
         deadline = time.monotonic() + 30
         while True:

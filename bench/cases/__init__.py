@@ -1,4 +1,5 @@
 from bench.cases import (
+    crowd_mix,
     import_case,
     live_fanout,
     log_stream,
@@ -7,6 +8,7 @@ from bench.cases import (
     tick_fanout,
     vote_storm,
     warroom_render,
+    watchers_500,
 )
 
 CASES = {
@@ -18,4 +20,6 @@ CASES = {
     "log_stream": log_stream.run,
     "import": import_case.run,
     "rollout_abort": rollout_abort.run,
+    "watchers_500": watchers_500.run,
+    "crowd_mix": crowd_mix.run,
 }

@@ -8,7 +8,7 @@ from django.db import connection
 
 from approvals.models import GateRule, GateState
 from checklists.models import TemplateRole
-from comms.models import Delivery, Message, MessageKind, Transport
+from comms.models import Delivery, Message, MessageKind, Transport, WebhookEndpoint
 from comms.services import save_channel
 from deployments import services as deployment_services
 from deployments.models import Event
@@ -101,8 +101,9 @@ def test_without_a_product_owner_the_rollback_gate_is_unanimous(db):
 
 def test_pages_also_go_to_channels_that_carry_them(contacts):
     deployment, people = contacts
+    WebhookEndpoint.objects.create(name="on-call-chat", url="https://chat.example/hook")  # an administrator's
     save_channel(
-        deployment, people["lead"], name="On-call chat", transport="webhook", url="https://chat.example/hook", carries_pages=True
+        deployment, people["lead"], name="On-call chat", transport="webhook", endpoint="on-call-chat", carries_pages=True
     )
     save_channel(deployment, people["lead"], name="Users", transport="email", recipients="all@example.com")
     services.raise_incident(deployment.pk, people["dba"], severity="sev1", title="Replica corrupt")
