@@ -466,6 +466,7 @@ ROWS: list[Row] = [
     # --- the project's own pages ---
     global_row("dashboard", "dashboard", "GET", ok=200),
     public_row("healthz", "healthz", "GET", ok=frozenset({200, 503})),
+    public_row("favicon", "favicon", "GET", ok=frozenset({301, 302})),
     Row(
         "login",
         "login",
@@ -516,6 +517,11 @@ ROWS: list[Row] = [
         kwargs=lambda w: {"pk": Deployment.objects.order_by("-pk").first().pk + 1000},
     ),
     deployment_row("deployments:board", "deployments:board", "GET", ok=200, kwargs=pk),
+    # The TV and the phone view: what the war room shows, to the same people.
+    deployment_row("deployments:tv", "deployments:tv", "GET", ok=200, kwargs=pk),
+    deployment_row("deployments:tv_board", "deployments:tv_board", "GET", ok=200, kwargs=pk),
+    deployment_row("deployments:me", "deployments:me", "GET", ok=200, kwargs=pk),
+    deployment_row("deployments:me_board", "deployments:me_board", "GET", ok=200, kwargs=pk),
     deployment_row("deployments:events", "deployments:events", "GET", ok=200, kwargs=pk),
     deployment_row(
         "deployments:item[check]",
