@@ -35,13 +35,14 @@ def report_filename(record: dict, extension: str) -> str:
     return f"{slugify(d['name']) or 'deployment'}-{d['id']}-report-{stamp}{interim}.{extension}"
 
 
-def export_report(deployment_id: int, fmt: str, *, paper: str | None = None, progress=None) -> Export:
-    """Build the record and render it; a PDF is signed before it is returned."""
+def export_report(deployment_id: int, fmt: str, *, paper: str | None = None, progress=None, zone: str | None = None) -> Export:
+    """Build the record and render it; a PDF is signed before it is returned. ``zone``: the
+    time zone the reader picked (default: the deployment's)."""
     if fmt not in FORMATS:
         raise ValueError(f"Unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
     report = progress or (lambda percent, stage: None)
     report(5, "Collecting the record")
-    record = build_record(deployment_id)
+    record = build_record(deployment_id, zone=zone)
     if fmt == "json":
         content, pages = rendering.render_json(record), None
     elif fmt == "md":

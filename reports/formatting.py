@@ -10,6 +10,35 @@ from __future__ import annotations
 import zoneinfo
 from datetime import datetime, timedelta
 
+ZONE_CHOICES = (
+    "UTC",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Paris",
+    "Europe/Helsinki",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+)
+
+
+def reader_zone(requested: str | None, default: str) -> str:
+    """The zone a reader asked for at export if it is a real IANA zone, else the deployment's."""
+    requested = (requested or "").strip()
+    if requested and len(requested) <= 64:
+        try:
+            zoneinfo.ZoneInfo(requested)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return default
+        return requested
+    return default
+
 
 def _zone(name: str):
     try:

@@ -1,5 +1,6 @@
 from django import forms
 
+from reports.formatting import ZONE_CHOICES
 from reports.models import Outcome, Paper
 
 
@@ -27,6 +28,13 @@ class SignOffForm(forms.Form):
 
 class ReportRequestForm(forms.Form):
     paper = forms.ChoiceField(choices=Paper.choices, initial=Paper.A4, label="Paper")
+    zone = forms.ChoiceField(label="Times in", required=False)
+
+    def __init__(self, *args, deployment_zone: str = "UTC", **kwargs):
+        super().__init__(*args, **kwargs)
+        zones = [deployment_zone, *(z for z in ZONE_CHOICES if z != deployment_zone)]
+        self.fields["zone"].choices = [(z, f"{z} (the deployment's)" if z == deployment_zone else z) for z in zones]
+        self.fields["zone"].initial = deployment_zone
 
 
 class VerifyForm(forms.Form):

@@ -63,6 +63,7 @@ class ReportJob(models.Model):
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="report_jobs")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     paper = models.CharField(max_length=10, choices=Paper.choices, default=Paper.A4)
+    zone = models.CharField(max_length=64, blank=True, help_text="Time zone the reader picked (blank: the deployment's)")
     state = models.CharField(max_length=10, choices=JobState.choices, default=JobState.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent")
     stage = models.CharField(max_length=120, blank=True, help_text="What the worker is doing, in words")

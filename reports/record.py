@@ -24,7 +24,7 @@ from deployments.board import load_board
 from deployments.events import verify_chain
 from deployments.models import Deployment, DeploymentState, Event
 from reports import sections, signoffs
-from reports.formatting import person
+from reports.formatting import person, reader_zone
 from reports.models import Outcome, SignOff
 
 RECORD_FORMAT = "warroom-report/1"
@@ -56,8 +56,11 @@ def _snapshot():
         yield
 
 
-def build_record(deployment_id: int, *, now: datetime | None = None) -> dict:
-    """Everything the report says, as JSON-ready data (times are UTC ISO strings)."""
+def build_record(deployment_id: int, *, now: datetime | None = None, zone: str | None = None) -> dict:
+    """Everything the report says, as JSON-ready data (times are UTC ISO strings).
+
+    ``zone`` is the time zone the reader picked at export (default: the deployment's); the
+    PDF and Markdown show times in it and say so, the JSON keeps UTC and names it."""
     now = now or timezone.now()
     with _snapshot():
         board = load_board(deployment_id, events=0)
@@ -69,13 +72,14 @@ def build_record(deployment_id: int, *, now: datetime | None = None) -> dict:
             "deployment": _deployment(deployment),
             "people": _people(board.participants),
             "phases": _phases(board, deployment, now),
-            "sections": sections.collect(deployment),
+            "sections": sections.collect(deployment, zone=zone),
             "sign_offs": _sign_offs(deployment),
             "events": _events(deployment_id),
             "chain": _chain(deployment_id),
         }
         _link_sign_off_lines(record, deployment)
     record["summary"] = _summary(record, deployment, now)
+    record["display_zone"] = reader_zone(zone, deployment.timezone_name)
     # Round trip: what the renderers see is exactly what the JSON export and the PDF attachment hold.
     return json.loads(json.dumps(record, cls=DjangoJSONEncoder))
 

@@ -114,7 +114,7 @@ def render_html(record: dict, *, paper: str) -> str:
         "r": record,
         "d": record["deployment"],
         "s": record["summary"],
-        "zone": record["deployment"]["timezone"],
+        "zone": record.get("display_zone") or record["deployment"]["timezone"],
         "page_size": PAGE_SIZES[paper],
         # Sub-items are indented by depth; CSS cannot compute that from a class name.
         "depth_indents": [(depth, round(1.8 + 4.5 * depth, 1)) for depth in sorted(depths)],
@@ -195,12 +195,13 @@ def _md_item(item: dict, zone: str) -> list[str]:
 
 def render_markdown(record: dict) -> str:
     record = _without_html(record)
-    d, s, zone = record["deployment"], record["summary"], record["deployment"]["timezone"]
+    d, s = record["deployment"], record["summary"]
+    zone = record.get("display_zone") or d["timezone"]
 
     def at(value):
         return formatting.local_time(value, zone) or "—"
 
-    out = [f"# {d['name']} — deployment report", ""]
+    out = [f"# {d['name']} — deployment report", "", f"Times are shown in {zone}.", ""]
     if record["interim"]:
         out += [f"> **INTERIM REPORT**: the deployment is {d['state_label'].lower()}; this is not its final record.", ""]
     signed = s["signed_outcome"]

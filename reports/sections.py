@@ -91,7 +91,7 @@ def withdraw(key: str) -> None:
     _providers.pop(key, None)
 
 
-def collect(deployment: Deployment) -> list[dict]:
+def collect(deployment: Deployment, *, zone: str | None = None) -> list[dict]:
     """Every slot, in report order, as JSON-ready dicts (the ``sections`` of the record)."""
     collected = []
     for slot in SLOTS:
@@ -111,7 +111,7 @@ def collect(deployment: Deployment) -> list[dict]:
                 "title": slot.title,
                 "summary": section.summary or problem or slot.empty_text,
                 "empty_text": problem or slot.empty_text,
-                "tables": [_printable(asdict(table), deployment.timezone_name) for table in section.tables],
+                "tables": [_printable(asdict(table), zone or deployment.timezone_name) for table in section.tables],
                 "records": section.records,
                 "pictures": [str(picture) for picture in section.pictures],
             }

@@ -21,7 +21,7 @@ from deployments.permissions import PermissionDenied, access_for
 from deployments.services import InvalidChange
 from reports import signoffs
 from reports.exports import export_report
-from reports.formatting import person
+from reports.formatting import person, reader_zone
 from reports.models import JOB_STALE_AFTER, JobState, Outcome, Paper, ReportJob, SignOff
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def _write_sign_off(deployment_id: int, user, *, role_name, outcome, statement) 
 
 
 @transaction.atomic
-def request_report(deployment_id: int, user, *, paper: str = Paper.A4) -> tuple[ReportJob, bool]:
+def request_report(deployment_id: int, user, *, paper: str = Paper.A4, zone: str = "") -> tuple[ReportJob, bool]:
     """Queue a signed PDF for a participant; the worker makes it (see reports.tasks).
 
     Returns (job, created). A second request from the same person while theirs is still
@@ -159,16 +159,18 @@ def request_report(deployment_id: int, user, *, paper: str = Paper.A4) -> tuple[
         raise Deployment.DoesNotExist
     if paper not in Paper.values:
         raise InvalidChange(f"Unknown paper size {paper!r}: use {', '.join(Paper.values)}.")
+    zone = reader_zone(zone, deployment.timezone_name)
     pending = ReportJob.objects.filter(
         deployment=deployment,
         paper=paper,
+        zone=zone,
         state__in=[JobState.QUEUED, JobState.RUNNING],
         requested_by=user,
         created_at__gt=timezone.now() - JOB_STALE_AFTER,
     ).first()
     if pending is not None:
         return pending, False
-    job = ReportJob.objects.create(deployment=deployment, requested_by=user, paper=paper)
+    job = ReportJob.objects.create(deployment=deployment, requested_by=user, paper=paper, zone=zone)
     transaction.on_commit(lambda: _enqueue(job.pk))
     return job, True
 
@@ -197,7 +199,11 @@ def run_report_job(job_id: int) -> ReportJob:
     job = ReportJob.objects.get(pk=job_id)
     try:
         made = export_report(
-            job.deployment_id, "pdf", paper=job.paper, progress=lambda p, stage: report_job_progress(job_id, p, stage)
+            job.deployment_id,
+            "pdf",
+            paper=job.paper,
+            zone=job.zone or None,
+            progress=lambda p, stage: report_job_progress(job_id, p, stage),
         )
     except Exception as exc:
         log.exception("report job %s failed", job_id)

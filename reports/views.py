@@ -20,6 +20,7 @@ from deployments.permissions import PermissionDenied, access_for, get_visible_de
 from deployments.services import InvalidChange
 from reports import services, signoffs
 from reports.exports import export_report
+from reports.formatting import reader_zone
 from reports.forms import ReportRequestForm, SignOffForm, VerifyForm
 from reports.models import JobState, ReportJob, SignOff
 from reports.verification import verify_report
@@ -40,7 +41,8 @@ def _page_context(request, deployment, *, signoff_form=None, report_form=None) -
         "access": access,
         "signoff_rows": [(role, given.get(role.pk)) for role in requested],
         "signoff_form": signoff_form if deployment.is_finished else None,
-        "report_form": report_form or ReportRequestForm(initial={"paper": settings.REPORT_PAPER}),
+        "report_form": report_form
+        or ReportRequestForm(initial={"paper": settings.REPORT_PAPER}, deployment_zone=deployment.timezone_name),
         "jobs": ReportJob.objects.filter(deployment=deployment).select_related("requested_by")[:RECENT_JOBS],
     }
 
@@ -56,10 +58,12 @@ def report_page(request, pk):
 @require_POST
 def request_pdf(request, pk):
     deployment = get_visible_deployment_or_404(request.user, pk)
-    form = ReportRequestForm(request.POST)
+    form = ReportRequestForm(request.POST, deployment_zone=deployment.timezone_name)
     if not form.is_valid():
         return render(request, "reports/report.html", _page_context(request, deployment, report_form=form), status=400)
-    job, created = services.request_report(deployment.pk, request.user, paper=form.cleaned_data["paper"])
+    job, created = services.request_report(
+        deployment.pk, request.user, paper=form.cleaned_data["paper"], zone=form.cleaned_data["zone"]
+    )
     if request.htmx:
         response = render(request, "reports/report.html#job", {"d": deployment, "job": job})
         if created:
@@ -98,7 +102,7 @@ def job_download(request, pk, job_pk):
 def export(request, pk, fmt):
     """Markdown and JSON are quick to make: made on request, from the same record as the PDF."""
     deployment = get_visible_deployment_or_404(request.user, pk)
-    made = export_report(deployment.pk, fmt)
+    made = export_report(deployment.pk, fmt, zone=reader_zone(request.GET.get("tz"), deployment.timezone_name))
     response = HttpResponse(made.content, content_type=made.content_type)
     response["Content-Disposition"] = f'attachment; filename="{made.filename}"'
     response["Cache-Control"] = "private, no-store"

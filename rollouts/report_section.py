@@ -96,6 +96,12 @@ def rollout_section(deployment):
                     for g in gates
                 ],
             ),
+            Table(
+                caption="Readings per stage",
+                columns=["Gate", "Stage", "Readings", "Lowest", "Highest", "Last", "Bad", "Inconclusive"],
+                rows=readings_per_stage(gates, readings),
+                note="Every reading is kept in the record (JSON) and drawn in the charts; here they are summed up per stage.",
+            ),
         ],
         records=[
             {
@@ -118,3 +124,32 @@ def rollout_section(deployment):
         ],
         pictures=[gate_chart(g, readings) for g in gates],
     )
+
+
+def readings_per_stage(gates, readings) -> list[list[str]]:
+    """One row per gate and stage: how many readings, their range, the last one, how many were bad."""
+    rows = []
+    for gate in gates:
+        by_stage: dict[tuple[int, int], list] = {}
+        for reading in readings:
+            if reading.gate_id == gate.pk:
+                by_stage.setdefault((reading.stage_index, reading.weight), []).append(reading)
+        for (stage_index, weight), group in sorted(by_stage.items()):
+            values = [r.value for r in group if r.value is not None]
+
+            def shown(value, unit=gate.unit):
+                return f"{value:g} {unit}".strip() if value is not None else "—"
+
+            rows.append(
+                [
+                    gate.name,
+                    f"{stage_index + 1} ({weight} %)" if stage_index >= 0 else f"{weight} %",
+                    str(len(group)),
+                    shown(min(values) if values else None),
+                    shown(max(values) if values else None),
+                    shown(group[-1].value),
+                    str(sum(1 for r in group if r.status == "fail")),
+                    str(sum(1 for r in group if r.status == "inconclusive")),
+                ]
+            )
+    return rows

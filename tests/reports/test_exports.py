@@ -210,3 +210,23 @@ def test_html_a_user_typed_is_escaped_in_the_markdown_export(report_crew):
     assert "&lt;script&gt;alert('note')&lt;/script&gt; & more" in markdown  # shown as typed once rendered
     assert '&lt;img src=x onerror="alert(1)"&gt; all green' in markdown
     assert "- [x] " in markdown and "## Sign-offs" in markdown  # the Markdown itself is untouched
+
+
+def test_the_reader_picks_the_time_zone_at_export(report_crew):
+    """Planned in Berlin; read in New York and Tokyo. T-0 fixed at a known instant, converted by hand."""
+    from datetime import UTC, datetime
+
+    deployment, _ = report_crew
+    Deployment.objects.filter(pk=deployment.pk).update(planned_t0=datetime(2026, 7, 1, 20, 0, tzinfo=UTC))
+    default = export_report(deployment.pk, "md").content.decode()
+    assert "Times are shown in Europe/Berlin." in default
+    assert "**T-0 planned:** 2026-07-01 22:00 CEST" in default  # UTC+2 in summer
+    new_york = export_report(deployment.pk, "md", zone="America/New_York").content.decode()
+    assert "Times are shown in America/New_York." in new_york
+    assert "**T-0 planned:** 2026-07-01 16:00 EDT" in new_york  # UTC-4 in summer
+    record = json.loads(export_report(deployment.pk, "json", zone="Asia/Tokyo").content)
+    assert record["display_zone"] == "Asia/Tokyo" and record["deployment"]["planned_t0"].startswith("2026-07-01T20:00:00")
+    # Nonsense falls back to the deployment's zone rather than failing the export.
+    assert "Times are shown in Europe/Berlin." in export_report(deployment.pk, "md", zone="Mars/Olympus").content.decode()
+    with pytest.raises(CommandError, match="Unknown time zone"):
+        call_command("export_report", deployment.pk, "--format", "md", "--out", "-", "--tz", "Mars/Olympus")

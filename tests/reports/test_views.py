@@ -279,3 +279,15 @@ def test_sign_off_guessing_from_one_address_locks_that_address(finished_crew, se
         client = Client(REMOTE_ADDR=address)
         client.force_login(people["po"])
         assert client.post(f"/reports/{deployment.pk}/sign-off/", po_sign).status_code == status
+
+
+def test_the_report_page_offers_the_time_zone_and_the_job_keeps_it(report_crew):
+    deployment, people = report_crew
+    client = client_for(people["po"])
+    page = client.get(f"/reports/{deployment.pk}/").content.decode()
+    assert 'name="zone"' in page and "Europe/Berlin (the deployment&#x27;s)" in page
+    assert client.post(f"/reports/{deployment.pk}/pdf/", {"paper": "a4", "zone": "Asia/Tokyo"}).status_code in (200, 302)
+    assert ReportJob.objects.get(deployment=deployment).zone == "Asia/Tokyo"
+    assert client.post(f"/reports/{deployment.pk}/pdf/", {"paper": "a4", "zone": "Mars/Olympus"}).status_code == 400
+    markdown = client.get(f"/reports/{deployment.pk}/report.md?tz=America/New_York").content.decode()
+    assert "Times are shown in America/New_York." in markdown

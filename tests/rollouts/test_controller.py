@@ -15,7 +15,16 @@ from deployments.models import DeploymentRole, DeploymentState, Event, Step
 from deployments.permissions import PermissionDenied
 from deployments.services import InvalidChange
 from rollouts import controller
-from rollouts.models import MetricSource, MetricSourceKind, ReadingStatus, RolloutPlan, RolloutState, Router, RouterKind
+from rollouts.models import (
+    MetricReading,
+    MetricSource,
+    MetricSourceKind,
+    ReadingStatus,
+    RolloutPlan,
+    RolloutState,
+    Router,
+    RouterKind,
+)
 from warroom.webhooks import BadSignature, verify_signature
 
 SECRET = "router-secret-for-tests"
@@ -308,3 +317,24 @@ def test_rolling_the_deployment_back_takes_the_traffic_back(guarded, world):
         controller.resume_rollout(plan.pk, people["lead"], reason="try again")
     with pytest.raises(InvalidChange, match="rollout plan no longer changes"):
         controller.define_plan(plan.deployment, plan_spec(world), actor=people["lead"])
+
+
+def test_the_report_sums_readings_up_per_stage(running, world):
+    """Readings at 5 % (0.2, 0.4, then a failing 3.0) and at 25 % (0.1): one row per gate and stage."""
+    from rollouts.report_section import readings_per_stage
+
+    plan, _ = running
+    gate = plan.gates.get(name="error_rate")
+    base = timezone.now()
+    for n, (stage, weight, value, status) in enumerate(
+        [(0, 5, 0.2, "pass"), (0, 5, 0.4, "pass"), (0, 5, 3.0, "fail"), (1, 25, 0.1, "pass"), (1, 25, None, "inconclusive")]
+    ):
+        MetricReading.objects.create(
+            gate=gate, stage_index=stage, weight=weight, value=value, status=status, taken_at=base + timedelta(seconds=n)
+        )
+    readings = list(MetricReading.objects.filter(gate__plan=plan).order_by("taken_at"))
+    rows = readings_per_stage([gate], readings)
+    assert rows == [
+        ["error_rate", "1 (5 %)", "3", "0.2 %", "3 %", "3 %", "1", "0"],
+        ["error_rate", "2 (25 %)", "2", "0.1 %", "0.1 %", "—", "0", "1"],
+    ]

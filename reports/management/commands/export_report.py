@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from deployments.models import Deployment
 from reports.exports import FORMATS, export_report
+from reports.formatting import reader_zone
 from reports.models import Paper
 
 
@@ -16,13 +17,18 @@ class Command(BaseCommand):
         parser.add_argument("--format", dest="fmt", choices=list(FORMATS), default="pdf")
         parser.add_argument("--out", required=True, help="File to write; '-' writes Markdown or JSON to stdout")
         parser.add_argument("--paper", choices=Paper.values, default=None, help="PDF paper size (default: WARROOM_REPORT_PAPER)")
+        parser.add_argument(
+            "--tz", default=None, help="Show times in this IANA zone, e.g. Europe/Berlin (default: the deployment's)"
+        )
 
-    def handle(self, *args, deployment_id, fmt, out, paper, **options):
+    def handle(self, *args, deployment_id, fmt, out, paper, tz, **options):
         if not Deployment.objects.filter(pk=deployment_id).exists():
             raise CommandError(f"No deployment with id {deployment_id}.")
         if out == "-" and fmt == "pdf":
             raise CommandError("A PDF is binary: give --out a file name.")
-        made = export_report(deployment_id, fmt, paper=paper)
+        if tz and reader_zone(tz, "") != tz:
+            raise CommandError(f"Unknown time zone {tz!r}: give an IANA name such as Europe/Berlin.")
+        made = export_report(deployment_id, fmt, paper=paper, zone=tz)
         if out == "-":
             sys.stdout.write(made.content.decode())
             return
