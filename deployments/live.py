@@ -191,7 +191,11 @@ class Publisher:
 
 COALESCE_SECONDS = 0.005
 publisher = Publisher()
-atexit.register(publisher.flush, 5)
+# Before the interpreter shuts its thread pools down (async_to_sync needs one), let what a
+# short-lived process (a management command, a task) committed go out. Hooks of this kind run
+# last-registered first, so this one runs before concurrent.futures' own.
+_register_shutdown = getattr(threading, "_register_atexit", atexit.register)
+_register_shutdown(publisher.flush, 5)
 
 
 def revoke_on_commit(deployment_id: int, user_id: int) -> None:
