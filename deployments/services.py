@@ -66,6 +66,8 @@ class OpenWork(InvalidChange):
 class StaleChange(InvalidChange):
     """Someone else changed it first; ``current`` is the row as it is now."""
 
+    http_status = 409
+
     def __init__(self, message, current):
         super().__init__(message)
         self.current = current

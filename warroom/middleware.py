@@ -61,3 +61,44 @@ class RejectNulBytesMiddleware:
             body = request.body
             return b"\x00" in body or b"\\u0000" in body.lower()
         return False
+
+
+class DomainErrorsMiddleware:
+    """The one place a refusal becomes an answer, for every view that lets it through.
+
+    A service function says no by raising: ``InvalidChange`` (400, or its ``http_status``:
+    409 for a stale change, 503 when the task queue is down),
+    Django's ``PermissionDenied`` (403), ``ObjectDoesNotExist`` (404: unknown and forbidden
+    look the same). The answer fits the caller: JSON ``{"error": …}`` for the pipeline API,
+    a toast for htmx, a page otherwise. A view may still catch an error to show it inside
+    its own form; anything it does not catch lands here instead of becoming a 500.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+        from django.http import JsonResponse
+        from django.shortcuts import render
+
+        from deployments.services import InvalidChange
+        from deployments.views import toast_response
+
+        if isinstance(exception, InvalidChange):
+            status = getattr(exception, "http_status", 400)
+            message = str(exception) or "That cannot be done now."
+        elif isinstance(exception, PermissionDenied):
+            status, message = 403, str(exception) or "You may not do that."
+        elif isinstance(exception, ObjectDoesNotExist):
+            status, message = 404, "Not found."
+        else:
+            return None
+        if request.path.startswith("/api/"):
+            return JsonResponse({"error": message}, status=status)
+        if request.headers.get("HX-Request"):
+            return toast_response(message, status)
+        return render(request, "error.html", {"status": status, "message": message}, status=status)

@@ -152,6 +152,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "warroom.middleware.UserTimezoneMiddleware",
+    # Domain refusals (InvalidChange, PermissionDenied, DoesNotExist) → 4xx, in one place.
+    "warroom.middleware.DomainErrorsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its 429 page.
     "axes.middleware.AxesMiddleware",
 ]
