@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 # Django's own: views answer 403 with its message. Re-exported so every app imports it from here.
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
 from checklists.models import ItemKind
@@ -136,9 +137,12 @@ def access_for(user, deployment) -> Access:
     participant = Participant.objects.filter(deployment=deployment, user=user).prefetch_related("roles").first()
     if user.is_superuser and participant is None:
         return Access(user_id=user.pk, can_view=True, is_lead=True)
-    if participant is None or not user.has_perm(f"deployments.{VIEW}", deployment):
+    # One checker for both permissions: it loads the user's and their groups' object
+    # permissions once (two queries), not once per question.
+    checker = ObjectPermissionChecker(user)
+    if participant is None or not checker.has_perm(VIEW, deployment):
         return Access(user_id=user.pk)
-    is_lead = participant.is_lead and user.has_perm(f"deployments.{MANAGE}", deployment)
+    is_lead = participant.is_lead and checker.has_perm(MANAGE, deployment)
     return Access(
         user_id=user.pk,
         can_view=True,
