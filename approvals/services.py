@@ -23,7 +23,7 @@ from deployments.actors import SystemActor
 from deployments.events import record_event
 from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentRole, DeploymentState, Item, Participant
-from deployments.permissions import ADD_GATE, CANCEL_GATES, PermissionDenied, access_for, require_system
+from deployments.permissions import ADD_GATE, CANCEL_GATES, LEAD, PermissionDenied, access_for, require, require_system
 from deployments.services import InvalidChange, require_unfinished
 
 NOT_STARTED = {DeploymentState.DRAFT, DeploymentState.SCHEDULED}
@@ -643,11 +643,7 @@ def _gate_config(gate: Gate) -> dict:
 
 
 def _require_lead(actor, deployment):
-    access = access_for(actor, deployment)
-    if not access.can_view:
-        raise Gate.DoesNotExist
-    if not access.is_lead:
-        raise PermissionDenied("Only the lead may configure gates.")
+    require(actor, LEAD, deployment, not_found=Gate.DoesNotExist, refusal="Only the lead may configure gates.")
 
 
 def _validate_rule(deployment_id, voter_role_ids, rule, quorum, role_quorum, decider_role_id, veto_role_ids):  # noqa: PLR0917

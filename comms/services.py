@@ -36,7 +36,7 @@ from deployments import live
 from deployments.events import record_event
 from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentRole, DeploymentState
-from deployments.permissions import Access, PermissionDenied, access_for
+from deployments.permissions import LEAD, SEE, Access, PermissionDenied, require
 from deployments.services import InvalidChange
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
@@ -52,17 +52,11 @@ def _push(deployment_id: int) -> None:
 
 
 def _viewer(actor, deployment) -> Access:
-    access = access_for(actor, deployment)
-    if not access.can_view:
-        raise Deployment.DoesNotExist
-    return access
+    return require(actor, SEE, deployment)
 
 
 def _require_lead(actor, deployment, what: str) -> Access:
-    access = _viewer(actor, deployment)
-    if not access.is_lead:
-        raise PermissionDenied(f"Only the deployment lead may {what}.")
-    return access
+    return require(actor, LEAD, deployment, what=what)
 
 
 def may_send(access: Access, template: MessageTemplate) -> bool:

@@ -171,6 +171,41 @@ def system_may(actor: SystemActor, right: str) -> bool:
     return right in SYSTEM_RIGHTS.get(actor.kind, frozenset())
 
 
+# --- what a person may do in one deployment ----------------------------------------------------
+# The named actions every service asks about; the rule for each lives here and nowhere else.
+SEE = "see"  # participants
+ACT = "act"  # anyone holding a role, or the lead (observers watch)
+LEAD = "lead"  # the deployment lead
+
+_REFUSALS = {
+    ACT: "Observers watch; people holding a role, or the lead, {what}.",
+    LEAD: "Only the deployment lead may {what}.",
+}
+
+
+def allowed(access: Access, action: str) -> bool:
+    if action == SEE:
+        return access.can_view
+    if action == ACT:
+        return access.can_view and (access.is_lead or bool(access.role_ids))
+    if action == LEAD:
+        return access.can_view and access.is_lead
+    raise ValueError(f"Unknown action {action!r}")
+
+
+def require(actor, action: str, deployment: Deployment, *, what: str = "do this", not_found=None, refusal: str = "") -> Access:
+    """May ``actor`` do ``action`` in ``deployment``? Returns their Access, or raises:
+    ``not_found`` (default ``Deployment.DoesNotExist``, a 404) for someone who may not even
+    see it — unknown and invisible look the same — and Django's PermissionDenied (403) with
+    what they may not do (``refusal`` replaces the standard sentence)."""
+    access = access_for(actor, deployment)
+    if not access.can_view:
+        raise (not_found or Deployment.DoesNotExist)()
+    if not allowed(access, action):
+        raise PermissionDenied(refusal or _REFUSALS.get(action, "You may not {what}.").format(what=what))
+    return access
+
+
 def require_system(actor: SystemActor, right: str) -> None:
     if not system_may(actor, right):
         raise PermissionDenied(f"{actor.label} may not {right}.")

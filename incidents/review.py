@@ -16,10 +16,9 @@ from deployments import live
 from deployments.events import record_event
 from deployments.locks import lock_deployment
 from deployments.models import Deployment, Participant, Phase, Step
-from deployments.permissions import PermissionDenied, access_for
+from deployments.permissions import ACT, require
 from deployments.services import InvalidChange
 from incidents.models import ActionItem, FollowUpStatus, Incident, Review
-from incidents.services import may_act
 
 MAX_TEXT = 20000
 
@@ -262,11 +261,7 @@ def _push(deployment_id: int) -> None:
 
 
 def _require_editor(actor, deployment: Deployment) -> None:
-    access = access_for(actor, deployment)
-    if not access.can_view:
-        raise Deployment.DoesNotExist
-    if not may_act(access):
-        raise PermissionDenied("Observers read the review; people holding a role, or the lead, write it.")
+    require(actor, ACT, deployment, refusal="Observers read the review; people holding a role, or the lead, write it.")
     if not deployment.is_finished:
         raise InvalidChange("The review opens when the deployment is finished (completed, rolled back or aborted).")
 

@@ -26,7 +26,7 @@ from deployments import actors, live
 from deployments.events import record_event
 from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import DeploymentRole, EmergencyContact
-from deployments.permissions import Access, PermissionDenied, access_for
+from deployments.permissions import ACT, Access, allowed, require
 from deployments.services import InvalidChange
 from incidents.models import Incident, IncidentStatus, IncidentUpdate, Page, Severity, UpdateKind
 
@@ -59,16 +59,17 @@ def _name(user) -> str:
 
 def may_act(access: Access) -> bool:
     """Raise, update, acknowledge: anyone holding a role, or the lead. Observers watch."""
-    return access.can_view and (access.is_lead or bool(access.role_ids))
+    return allowed(access, ACT)
 
 
 def _require_actor(actor, deployment) -> Access:
-    access = access_for(actor, deployment)
-    if not access.can_view:
-        raise Incident.DoesNotExist
-    if not may_act(access):
-        raise PermissionDenied("Observers follow incidents; people holding a role, or the lead, raise and update them.")
-    return access
+    return require(
+        actor,
+        ACT,
+        deployment,
+        not_found=Incident.DoesNotExist,
+        refusal="Observers follow incidents; people holding a role, or the lead, raise and update them.",
+    )
 
 
 def _timeline(incident: Incident, kind: str, text: str, *, actor=None, label: str = "", status: str = "", now=None):

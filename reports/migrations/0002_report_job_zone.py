@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reports', '0001_initial'),
+        ("reports", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='reportjob',
-            name='zone',
+            model_name="reportjob",
+            name="zone",
             field=models.CharField(blank=True, help_text="Time zone the reader picked (blank: the deployment's)", max_length=64),
         ),
     ]
