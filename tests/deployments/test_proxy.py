@@ -55,7 +55,11 @@ http {{
             [NGINX, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        wait_http(self.url + "/login/")
+        try:
+            wait_http(self.url + "/login/")
+        except Exception:
+            self.stop()  # never leave an nginx behind when the test cannot start
+            raise
 
     def stop(self):
         self.proc.terminate()
