@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -20,6 +21,7 @@ SCREENS = 500
 INTERVAL = 0.2
 SECONDS = 30
 TICKS = int(SECONDS / INTERVAL)
+TICKED = re.compile(r'id="cb-(\d+)"[^>]*\bchecked\b')
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -48,8 +50,11 @@ async def _watch(base_url, server_pid, deployment_id, sessions, *, ticker_sessio
         try:
             async for message in ws:
                 now = time.perf_counter()
-                for item_id in wanted:
-                    if item_id not in arrivals[index] and f'id="cb-{item_id}"' in message:
+                # A push carries a whole step, other lines included: a line counts as arrived
+                # only when it shows ticked.
+                for match in TICKED.finditer(message):
+                    item_id = int(match.group(1))
+                    if item_id in wanted and item_id not in arrivals[index]:
                         arrivals[index][item_id] = now
         except Exception:
             return
