@@ -79,13 +79,14 @@ async def _watch(base_url, server_pid, deployment_id, sessions, *, ticker_sessio
     while time.perf_counter() < deadline and any(len(a) < len(items) for a in arrivals):
         await asyncio.sleep(0.2)
     cpu_used = _cpu_seconds(server_pid) - cpu_before
+    dropped = sum(1 for ws in clients if ws.close_code is not None)  # closed before the end
     for task in readers:
         task.cancel()
     # Close all at once, bounded: 500 closing handshakes one after another take minutes.
     await asyncio.wait_for(asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True), timeout=30)
     samples = [(a[item_id] - sent[item_id]) * 1000 for a in arrivals for item_id in a]
     lost = sum(len(items) - len(a) for a in arrivals)
-    return samples, lost, cpu_used, statuses
+    return samples, lost, cpu_used, statuses, dropped
 
 
 def run():
@@ -96,7 +97,7 @@ def run():
     items = list(Item.objects.filter(deployment=deployment).order_by("pk").values_list("pk", "revision"))[:TICKS]
     with web_server() as base_url:
         pid = LAST_SERVER["pid"]
-        samples, lost, cpu, statuses = asyncio.run(
+        samples, lost, cpu, statuses, dropped = asyncio.run(
             _watch(base_url, pid, deployment.pk, sessions, ticker_session=session_for(members[0]), items=items)
         )
     pushes = len(items)
@@ -106,6 +107,7 @@ def run():
         "interval_ms": int(INTERVAL * 1000),
         **percentiles(samples),
         "lost": lost,
+        "sockets_closed_early": dropped,
         "http_errors": sum(1 for s in statuses if s >= 300),
         "server_cpu_s": round(cpu, 2),
         "server_cpu_ms_per_push": round(cpu / pushes * 1000, 1),
