@@ -21,7 +21,7 @@ SCREENS = 500
 INTERVAL = 0.2
 SECONDS = 30
 TICKS = int(SECONDS / INTERVAL)
-TICKED = re.compile(r'id="cb-(\d+)"[^>]*\bchecked\b')
+TICKED = re.compile(r'id="cb-(\d+)"[^>]*\schecked[\s/>]')  # the attribute itself, not aria-checked
 
 
 def _cpu_seconds(pid: int) -> float:
