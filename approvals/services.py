@@ -392,9 +392,9 @@ def _conditions_met(gate: Gate) -> bool:
 
 def refresh_gates(deployment_id: int) -> None:
     """After the checklist changed: mark votes cast against other evidence stale, and
-    open gates whose conditions are now met. Runs inside the caller's transaction."""
+    open gates whose conditions are now met. Runs inside the caller's transaction, which
+    holds the deployment's lock already (deployments/locks.py): it takes no second one."""
     changed = False
-    lock_deployment(deployment_id)  # the callers hold it already; see deployments/locks.py
     gates = Gate.objects.select_for_update().filter(deployment_id=deployment_id).exclude(state__in=SETTLED_GATE_STATES)
     for gate in gates.order_by("pk"):
         has_conditions = gate.condition_items.exists()
@@ -740,7 +740,7 @@ def cancel_open_gates(deployment: Deployment, why: str) -> None:
     require_system(actors.WARROOM, CANCEL_GATES)
     now = timezone.now()
     cancelled = 0
-    lock_deployment(deployment.pk)
+    # transition_state, which calls this, holds the deployment's lock already.
     gates = Gate.objects.select_for_update().filter(deployment=deployment).exclude(state__in=SETTLED_GATE_STATES)
     for gate in gates.order_by("pk"):
         before = {"state": gate.state}

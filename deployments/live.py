@@ -65,37 +65,38 @@ def current_position(deployment_id: int) -> tuple[str, int]:
     (made anew whenever it is missing) tells clients that numbers from before mean nothing.
     """
     try:
-        pipe = redis_client().pipeline(transaction=True)
-        pipe.set(EPOCH_KEY, _new_epoch(), nx=True)
-        pipe.get(EPOCH_KEY)
-        pipe.get(_seq_key(deployment_id))
-        _, epoch, seq = pipe.execute()
+        return _position(deployment_id, advance=False)
     except redis.RedisError:
         return "", 0
+
+
+def _position(deployment_id: int, *, advance: bool) -> tuple[str, int]:
+    """The epoch (made when missing) and the counter, read — or moved on by one — in one round trip."""
+    pipe = redis_client().pipeline(transaction=True)
+    pipe.set(EPOCH_KEY, _new_epoch(), nx=True)
+    pipe.get(EPOCH_KEY)
+    pipe.incr(_seq_key(deployment_id)) if advance else pipe.get(_seq_key(deployment_id))
+    _, epoch, seq = pipe.execute()
     return epoch.decode(), int(seq or 0)
 
 
-def current_seq(deployment_id: int) -> int:
-    return current_position(deployment_id)[1]
+def _marker(element_id: str, epoch: str, seq: int) -> str:
+    return f'<div id="{element_id}" hx-swap-oob="true" data-epoch="{epoch}" data-seq="{seq}" hidden></div>'
 
 
 def seq_marker(epoch: str, seq: int) -> str:
-    return f'<div id="live-seq" hx-swap-oob="true" data-epoch="{epoch}" data-seq="{seq}" hidden></div>'
+    return _marker("live-seq", epoch, seq)
 
 
 def beat_marker(epoch: str, seq: int) -> str:
     """The server's heartbeat: says the path from Redis to this screen works, and where the numbers are."""
-    return f'<div id="live-beat" hx-swap-oob="true" data-epoch="{epoch}" data-seq="{seq}" hidden></div>'
+    return _marker("live-beat", epoch, seq)
 
 
 def publish(deployment_id: int, fragments: list[str]) -> int:
     """Send fragments to every subscriber now. Returns the sequence number used."""
-    pipe = redis_client().pipeline(transaction=True)
-    pipe.set(EPOCH_KEY, _new_epoch(), nx=True)
-    pipe.get(EPOCH_KEY)
-    pipe.incr(_seq_key(deployment_id))
-    _, epoch, seq = pipe.execute()
-    html = seq_marker(epoch.decode(), seq) + "".join(fragments)
+    epoch, seq = _position(deployment_id, advance=True)
+    html = seq_marker(epoch, seq) + "".join(fragments)
     _group_send(group_name(deployment_id), {"type": "board.push", "seq": seq, "html": html})
     return seq
 

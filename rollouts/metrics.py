@@ -9,7 +9,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from rollouts.models import MetricGate, MetricSource, MetricSourceKind, SourceKind
+from rollouts.models import MetricGate, MetricSource, MetricSourceKind, SourceKind, defined_names
 
 
 @dataclass
@@ -93,11 +93,6 @@ def _text(value) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def _defined_sources() -> str:
-    names = list(MetricSource.objects.values_list("name", flat=True)[:20])
-    return f" (defined: {', '.join(names)})" if names else " (none is defined yet: an administrator adds them in the admin)"
-
-
 def validate_gate(index: int, spec: dict) -> list[str]:
     where = f"gates[{index}]"
     problems = []
@@ -106,7 +101,7 @@ def validate_gate(index: int, spec: dict) -> list[str]:
     if "url" in spec:
         problems.append(
             f"{where}.url cannot be given in a plan — metric sources are defined by an administrator; "
-            f'name one in "source"{_defined_sources()}'
+            f'name one in "source"{defined_names(MetricSource)}'
         )
     name = spec.get("source")
     source = None
@@ -117,7 +112,7 @@ def validate_gate(index: int, spec: dict) -> list[str]:
     elif name != SourceKind.MANUAL:
         source = resolve_source(name)
         if source is None:
-            problems.append(f"{where}.source: no metric source named {name!r}{_defined_sources()}")
+            problems.append(f"{where}.source: no metric source named {name!r}{defined_names(MetricSource)}")
     if source is not None and source.kind == MetricSourceKind.PROMETHEUS and not _text(spec.get("query")):
         problems.append(f"{where}.query (text) is required for a Prometheus source")
     if source is not None and source.kind == MetricSourceKind.HTTP_JSON and not _text(spec.get("path")):

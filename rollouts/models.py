@@ -262,6 +262,12 @@ class Router(models.Model):
             raise ValidationError(problems)
 
 
+def defined_names(model) -> str:
+    """What an administrator has defined, for a refusal that says what may be named instead."""
+    names = list(model.objects.values_list("name", flat=True)[:20])
+    return f" (defined: {', '.join(names)})" if names else " (none is defined yet: an administrator adds them in the admin)"
+
+
 # The router and metric source that `seed_demo` defines for the demo's pretend production.
 DEMO_ROUTER = "demo-router"
 DEMO_SOURCE = "demo-metrics"

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rollouts.models import Router, RouterKind
+from rollouts.models import Router, RouterKind, defined_names
 from rollouts.runner import child_environment
 from warroom.webhooks import signed_headers
 
@@ -103,17 +103,12 @@ def resolve_router(spec) -> tuple[Router | None, list[str]]:
         if carried:
             return None, [
                 f"router: {', '.join(carried)} cannot be given in a plan — routers (their files, commands, "
-                f'addresses and secrets) are defined by an administrator; name one: "router": "<name>"{_defined(Router)}'
+                f'addresses and secrets) are defined by an administrator; name one: "router": "<name>"{defined_names(Router)}'
             ]
-        return None, [f'router: name an administrator-defined router ("router": "<name>") or "manual"{_defined(Router)}']
+        return None, [f'router: name an administrator-defined router ("router": "<name>") or "manual"{defined_names(Router)}']
     if not isinstance(spec, str) or not spec.strip():
         return None, ['router must be the name of an administrator-defined router, or "manual"']
     router = Router.objects.filter(name=spec.strip()).first()
     if router is None:
-        return None, [f"router: no router named {spec.strip()!r}{_defined(Router)}"]
+        return None, [f"router: no router named {spec.strip()!r}{defined_names(Router)}"]
     return router, []
-
-
-def _defined(model) -> str:
-    names = list(model.objects.values_list("name", flat=True)[:20])
-    return f" (defined: {', '.join(names)})" if names else " (none is defined yet: an administrator adds them in the admin)"
