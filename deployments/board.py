@@ -204,8 +204,10 @@ def board_context(deployment_id: int) -> dict:
     from incidents.panels import load_incidents
     from rollouts.panels import load_rollout
 
-    board = load_board(deployment_id)
+    # Where the numbers are is read before the board: every push numbered up to ``seq`` was
+    # sent after its commit, so this board shows it; a screen re-applies only later pushes.
     epoch, seq = live.current_position(deployment_id)
+    board = load_board(deployment_id)
     return {
         "board": board,
         "d": board.deployment,

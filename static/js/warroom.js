@@ -152,8 +152,12 @@
         return r.text().then(function (html) {
           board.innerHTML = html;
           htmx.process(board);
-          if (epoch && epoch !== live.epoch) { live.epoch = epoch; live.seq = seq; }
-          else live.seq = Math.max(live.seq, seq);
+          if (!epoch) { /* Redis is down: the board came from PostgreSQL, numbers unknown */ }
+          else if (epoch !== live.epoch) { live.epoch = epoch; live.seq = seq; }
+          // Pushes that came while this board was on its way were swapped into the old one and
+          // are now overwritten by a board older than them: fetch once more.
+          else if (seq < live.seq) live.again = true;
+          else live.seq = seq;
           afterSwap(board);
         });
       })
