@@ -7,12 +7,13 @@ settings or methods. Templates are checked when saved (and again before every re
 only ``{{ variables }}`` from the whitelist, a few harmless filters and ``{% if %}``;
 anything else is refused with a message that names it.
 
-Rendering modes:
-- ``text``: the e-mail's plain-text part, as written (no escaping: it is not markup);
-- ``html``: the e-mail's HTML part, autoescaped by Django;
-- ``slack``: webhook text, with the three characters Slack's markup reserves
-  (``& < >``) escaped in every variable, so a hostile value cannot open a link or
-  mention the channel.
+A template is plain text, never markup — what its author typed and what the variables
+hold alike. It is rendered once, as text, and then escaped whole for each channel:
+- the e-mail's plain-text part: the text as rendered;
+- the e-mail's HTML part (and every preview): the text HTML-escaped, line breaks kept, so
+  an ``<img onerror=…>`` typed into a body shows as those characters and never runs;
+- chat webhooks: the three characters Slack's markup reserves (``& < >``) escaped, so
+  neither a value nor the body can open a link or mention the channel.
 """
 
 from __future__ import annotations
@@ -57,10 +58,7 @@ class TemplateProblem(ValueError):
 
 # No loaders, no libraries: {% include %}, {% extends %} and {% load %} have nothing to
 # reach even if the checks below were bypassed. Invalid variables render as nothing.
-_ENGINES = {
-    True: Engine(dirs=[], app_dirs=False, loaders=[], libraries={}, autoescape=True, debug=False),
-    False: Engine(dirs=[], app_dirs=False, loaders=[], libraries={}, autoescape=False, debug=False),
-}
+_ENGINE = Engine(dirs=[], app_dirs=False, loaders=[], libraries={}, autoescape=False, debug=False)
 
 
 def _expressions_of_condition(condition):
@@ -112,7 +110,7 @@ def _check_nodes(nodelist, problems: list[str]) -> None:
 def check_template(source: str, *, what: str = "template") -> None:
     """Raise TemplateProblem naming every unknown variable, tag or filter in ``source``."""
     try:
-        compiled = _ENGINES[False].from_string(source)
+        compiled = _ENGINE.from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"The {what} does not parse: {exc}") from None
     problems: list[str] = []
@@ -194,29 +192,27 @@ class Rendered:
     slack: str
 
 
-def _slack_escape(html_escaped: str) -> str:
-    # Django's autoescape turns & < > ' " into entities; Slack needs only & < > escaped.
-    return html_escaped.replace("&#x27;", "'").replace("&quot;", '"')
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_string(source: str, context: dict, *, mode: str) -> str:
+def render_text(source: str, context: dict) -> str:
+    """The template rendered as plain text: nothing in it is markup, nothing is escaped yet."""
     check_template(source)
-    if mode == "text":
-        return _ENGINES[False].from_string(source).render(Context(context, autoescape=False))
-    html = _ENGINES[True].from_string(source).render(Context(context, autoescape=True))
-    if mode == "html":
-        return html
-    if mode == "slack":
-        return _slack_escape(html)
-    raise ValueError(f"unknown mode {mode!r}")
+    rendered = _ENGINE.from_string(source).render(Context(context, autoescape=False))
+    # A template's output is marked "safe" by Django; this text is not: a page that shows it
+    # must escape it. "".join gives a plain str without that mark.
+    return "".join([rendered])
 
 
 def render_message(subject: str, body: str, context: dict) -> Rendered:
-    """Subject and body in every form a channel needs."""
+    """Subject and body in every form a channel needs, each escaped for where it goes."""
     check_message(subject, body)
-    subject_text = " ".join(render_string(subject, context, mode="text").split())[:MAX_SUBJECT]
-    text = render_string(body, context, mode="text")
-    html_body = linebreaks(render_string(body, context, mode="html"), autoescape=False)
-    slack_subject = render_string(subject, context, mode="slack").strip()
-    slack = f"*{slack_subject}*\n{render_string(body, context, mode='slack')}"
-    return Rendered(subject=subject_text, text=text, html=html_body, slack=slack)
+    subject_text = " ".join(render_text(subject, context).split())[:MAX_SUBJECT]
+    text = render_text(body, context)
+    return Rendered(
+        subject=subject_text,
+        text=text,
+        html=linebreaks(text, autoescape=True),
+        slack=f"*{_slack_escape(subject_text)}*\n{_slack_escape(text)}",
+    )

@@ -2,6 +2,7 @@
 
 import pytest
 from django.conf import settings
+from django.utils.html import conditional_escape
 
 from comms import services
 from comms.models import MessageTemplate
@@ -99,3 +100,47 @@ def test_render_refuses_a_template_that_bypassed_the_save_check():
         render_message("x", "{% debug %}", {})
     with pytest.raises(TemplateProblem):
         check_template("{{ deployment.__class__ }}")
+
+
+VECTORS = [
+    "<img src=x onerror=alert(1)>",
+    "<svg onload=alert(1)>",
+    "<script>alert(1)</script>",
+    '<a href="javascript:alert(1)">click</a>',
+    "<iframe srcdoc='<script>alert(1)</script>'></iframe>",
+]
+
+
+@pytest.mark.parametrize("vector", VECTORS)
+def test_markup_the_author_typed_into_a_body_is_text_in_every_form(crew, vector):
+    """The lead writes the template; the product owner previews it. Nothing the lead typed runs there."""
+    deployment, people = crew
+    channel = email_channel(deployment, people["lead"], "users@example.com")
+    body = f"Dear users,\n{vector}\nThanks."
+    template = simple_template(deployment, people["lead"], [channel], body=body)
+    rendered = services.preview(template, people["po"])
+
+    assert "<" not in rendered.html.replace("<p>", "").replace("</p>", "").replace("<br>", "")
+    assert vector.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in rendered.html.replace("&quot;", '"').replace(
+        "&#x27;", "'"
+    )
+    assert vector in rendered.text  # the plain-text part shows what was typed
+    assert "<" not in rendered.slack and vector.replace("<", "&lt;").replace(">", "&gt;") in rendered.slack
+
+
+def test_line_breaks_survive_escaping(crew):
+    deployment, people = crew
+    channel = email_channel(deployment, people["lead"], "users@example.com")
+    template = simple_template(deployment, people["lead"], [channel], body="One & two\nthree\n\nNew paragraph")
+    rendered = services.preview(template, people["po"])
+    assert rendered.html == "<p>One &amp; two<br>three</p>\n\n<p>New paragraph</p>"
+
+
+def test_the_plain_text_part_is_not_marked_safe_for_pages(crew):
+    """Pages that show the text (the preview's <pre>) must escape it like any other string."""
+    deployment, people = crew
+    channel = email_channel(deployment, people["lead"], "users@example.com")
+    template = simple_template(deployment, people["lead"], [channel], subject="<b>Live</b>", body="<img src=x onerror=alert(1)>")
+    rendered = services.preview(template, people["po"])
+    assert conditional_escape(rendered.text) == "&lt;img src=x onerror=alert(1)&gt;"
+    assert conditional_escape(rendered.subject) == "&lt;b&gt;Live&lt;/b&gt;"
