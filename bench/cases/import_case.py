@@ -31,7 +31,7 @@ def _median_ms(function, repeats: int) -> tuple[float, object]:
 def _runbooks():
     for path in sorted(DEMO.glob("*.md")):
         yield path.name, path.read_bytes(), 7
-    from checklists.parsing import make_synthetic_runbook
+    from bench.synthetic import make_synthetic_runbook
 
     yield f"synthetic-{SYNTHETIC_BYTES // 1000}kB", make_synthetic_runbook(SYNTHETIC_BYTES).encode(), 3
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.synthetic import make_synthetic_runbook
 from checklists.parsing import (
     ParsedRunbook,
     RunbookImportError,
     iter_items,
-    make_synthetic_runbook,
     parse_runbook,
 )
 

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.synthetic import make_synthetic_runbook
 from checklists.parsing import (
     ParsedItem,
     ParsedPhase,
     ParsedRunbook,
     ParsedStep,
     RunbookImportError,
-    make_synthetic_runbook,
     parse_runbook,
 )
 from checklists.rendering import render_markdown
