@@ -17,3 +17,4 @@ class ApprovalsConfig(AppConfig):
         hooks.guard_resume(services.no_go_needs_reason)
         hooks.on_finished(services.cancel_open_gates)
         hooks.on_created(services.setup_from_runbook)
+        hooks.place_events_in_steps(services.gate_event_places)

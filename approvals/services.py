@@ -758,3 +758,10 @@ def cancel_open_gates(deployment: Deployment, why: str) -> None:
         cancelled += 1
     if cancelled:
         _push(deployment.pk)
+
+
+def gate_event_places(deployment: Deployment):
+    """A gate in the event log stands in its line's step, or the step it was recognised in."""
+    for gate_id, item_step, step_id in Gate.objects.filter(deployment=deployment).values_list("pk", "item__step_id", "step_id"):
+        if item_step or step_id:
+            yield "gate", gate_id, item_step or step_id

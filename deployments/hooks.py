@@ -11,6 +11,7 @@ imports nothing of theirs::
     hooks.guard_resume(lambda deployment: "a NO-GO paused it" if ... else None)
     hooks.on_finished(close_open_gates)
     hooks.on_created(make_gates_from_runbook)
+    hooks.place_events_in_steps(lambda deployment: [("taskrun", run.pk, run.step_id) for run in runs_of(deployment)])
 
 Every hook runs inside the caller's transaction: one that raises refuses the change.
 """
@@ -31,6 +32,8 @@ _resume_guards: list[Callable] = []
 _finished: list[Callable] = []
 # Called once when a deployment is created from a runbook version, after its snapshot (deployment).
 _created: list[Callable] = []
+# Which step the objects an app names in the event log stand in: (deployment) → (object_type, id, step id)s.
+_event_places: list[Callable] = []
 
 
 def _add(registry: list, entry) -> None:
@@ -58,6 +61,10 @@ def on_created(receiver: Callable) -> None:
     _add(_created, receiver)
 
 
+def place_events_in_steps(provider: Callable) -> None:
+    _add(_event_places, provider)
+
+
 def line_owner(item) -> SystemKind | None:
     """Which internal actor keeps this checklist line; None for a plain line people work."""
     for kind, predicate in _line_owners:
@@ -83,3 +90,9 @@ def deployment_created(deployment) -> None:
     """Each app sets up its part of the war room from the runbook (gates and approvals, the rollout plan)."""
     for receiver in _created:
         receiver(deployment)
+
+
+def event_places(deployment):
+    """(object_type, object_id, step_id) for every object another app placed in a step."""
+    for provider in _event_places:
+        yield from provider(deployment)

@@ -17,4 +17,6 @@ urlpatterns = [
     path("<int:pk>/t0/", views.reanchor, name="reanchor"),
     path("<int:pk>/people/", views.people, name="people"),
     path("<int:pk>/events/", views.events, name="events"),
+    path("<int:pk>/events.csv", views.events_export, {"fmt": "csv"}, name="events_csv"),
+    path("<int:pk>/events.json", views.events_export, {"fmt": "json"}, name="events_json"),
 ]

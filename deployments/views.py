@@ -14,8 +14,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import ObjectDoesNotExist
+from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -23,9 +24,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from checklists.models import RunbookVersion
 from deployments import board as board_module
-from deployments import live, screens, services
+from deployments import event_log, live, screens, services
+from deployments.events import verify_chain
 from deployments.forms import ContactForm, DeploymentForm, ParticipantForm, ReanchorForm, parse_id
-from deployments.models import ACTIVE_STATES, FINISHED_STATES, DeploymentState, Event, Item
+from deployments.models import ACTIVE_STATES, FINISHED_STATES, DeploymentState, Item
 from deployments.permissions import (
     PermissionDenied,
     access_for,
@@ -418,9 +420,65 @@ def people(request, pk):
     return render(request, "deployments/people.html", context, status=status)
 
 
+def _event_log(request, pk):
+    """What the page and both exports share: who may read the log (participants, asked in
+    deployments.permissions), the filter from the querystring and the events it selects
+    (None while the filter is invalid)."""
+    deployment = get_visible_deployment_or_404(request.user, pk)
+    steps, places = event_log.step_places(deployment)
+    form = event_log.EventLogFilter(request.GET, deployment=deployment, steps=steps)
+    selected = event_log.filtered_events(deployment, form, places) if form.is_valid() else None
+    return deployment, steps, places, form, selected
+
+
 @login_required
 @require_GET
 def events(request, pk):
-    deployment = get_visible_deployment_or_404(request.user, pk)
-    log = Event.objects.filter(deployment=deployment).order_by("seq")
-    return render(request, "deployments/events.html", {"d": deployment, "events": log})
+    """The event log as an auditor reads it: filtered, paged, each line in words, and
+    whether the hash chain still holds."""
+    deployment, steps, places, form, selected = _event_log(request, pk)
+    context = {"d": deployment, "form": form, "chain": verify_chain(deployment.pk), "page_size": event_log.PAGE_SIZE}
+    if selected is None:
+        return render(request, "deployments/events.html", context, status=400)
+    paginator = Paginator(selected, event_log.PAGE_SIZE)
+    page = paginator.get_page(form.cleaned_data.get("page") or 1)
+    context.update(
+        page=page,
+        lines=event_log.log_lines(page.object_list, deployment=deployment, steps=steps, places=places),
+        query=form.as_query(),
+        prev_query=form.as_query(page=page.previous_page_number()) if page.has_previous() else "",
+        next_query=form.as_query(page=page.next_page_number()) if page.has_next() else "",
+        last_query=form.as_query(page=paginator.num_pages),
+    )
+    if not context["chain"].ok:
+        context["broken_page"] = (context["chain"].broken_at - 1) // event_log.PAGE_SIZE + 1
+    return render(request, "deployments/events.html", context)
+
+
+@login_required
+@require_GET
+def events_export(request, pk, fmt):
+    """Exactly the events the page shows for the same querystring (every page of them)."""
+    deployment, steps, places, form, selected = _event_log(request, pk)
+    if selected is None:
+        return HttpResponseBadRequest(
+            "The filter is not valid: " + " ".join(form.problems), content_type="text/plain; charset=utf-8"
+        )
+    lines = event_log.log_lines(selected.iterator(chunk_size=2000), deployment=deployment, steps=steps, places=places)
+    records = [event_log.export_record(line) for line in lines]
+    filename = f"deployment-{deployment.pk}-events.{fmt}"
+    if fmt == "csv":
+        response = StreamingHttpResponse(event_log.csv_lines(records), content_type="text/csv; charset=utf-8")
+    else:
+        chain = verify_chain(deployment.pk)
+        body = {
+            "deployment": {"id": deployment.pk, "name": deployment.name, "timezone": deployment.timezone_name},
+            "filter": {name: form.data.get(name, "") for name in ("actor", "kind", "step", "since", "until")},
+            "chain": {"intact": chain.ok, "count": chain.count, "last_hash": chain.last_hash, "problem": chain.problem},
+            "count": len(records),
+            "events": records,
+        }
+        response = JsonResponse(body, json_dumps_params={"ensure_ascii": False, "indent": 1})
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -8,7 +8,7 @@ class RolloutsConfig(AppConfig):
         from approvals.hooks import on_gate_decided
         from deployments import hooks
         from reports.sections import provide
-        from rollouts import controller
+        from rollouts import controller, runs
         from rollouts.report_section import rollout_section, task_runs_section
 
         provide("task_runs", task_runs_section)
@@ -17,3 +17,4 @@ class RolloutsConfig(AppConfig):
         hooks.report_open_work(controller.open_rollout)
         hooks.on_finished(controller.settle_rollout)
         hooks.on_created(controller.setup_from_runbook)
+        hooks.place_events_in_steps(runs.event_places)

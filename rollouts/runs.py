@@ -319,3 +319,9 @@ def remove_partial_files(run: TaskRun) -> list[str]:
         partial.unlink(missing_ok=True)
         removed.append(str(partial))
     return removed
+
+
+def event_places(deployment):
+    """Task runs in the event log stand in their step (deployments.hooks.place_events_in_steps)."""
+    for run_id, step_id in TaskRun.objects.filter(deployment=deployment).values_list("pk", "step_id"):
+        yield "taskrun", run_id, step_id

@@ -523,6 +523,9 @@ ROWS: list[Row] = [
     deployment_row("deployments:me", "deployments:me", "GET", ok=200, kwargs=pk),
     deployment_row("deployments:me_board", "deployments:me_board", "GET", ok=200, kwargs=pk),
     deployment_row("deployments:events", "deployments:events", "GET", ok=200, kwargs=pk),
+    # Exports of the log: whoever may read the page may download what it shows.
+    deployment_row("deployments:events_csv", "deployments:events_csv", "GET", ok=200, kwargs=pk),
+    deployment_row("deployments:events_json", "deployments:events_json", "GET", ok=200, kwargs=pk),
     deployment_row(
         "deployments:item[check]",
         "deployments:item",
