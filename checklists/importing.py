@@ -42,6 +42,7 @@ from checklists.parsing import (
 from checklists.recognition import understood_lines
 from checklists.rendering import render_markdown
 from checklists.review import apply_choices, is_placeholder, place, role_names
+from warroom.bulk import allocate_ids, copy_insert
 
 __all__ = ["ImportOutcome", "RunbookImportError", "export_markdown", "import_runbook", "version_to_parsed"]
 
@@ -194,8 +195,7 @@ def _store(
             return None
         return roles.get(merged.get(name.strip().casefold(), name.strip()).casefold())
 
-    # A whole version in a few statements: phases, then steps, then items one tree level at a time
-    # across all steps (children need their parent's id), then code blocks.
+    # A whole version in a few statements: phases, then steps, then all items and code blocks (COPY).
     phases = TemplatePhase.objects.bulk_create(
         TemplatePhase(version=version, position=p_index, title=p.title[:500], description=p.description)
         for p_index, p in enumerate(parsed.phases)
@@ -238,11 +238,14 @@ def _store(
                 "has_items": bool(parsed_step.items),
             }
         )
+    # Every row gets its id first, so children can name their parents, then all go in one COPY.
+    rows = [row for level in levels for row, _parent in level]
+    allocate_ids(TemplateItem, rows)
     for level in levels:
         for row, parent in level:
             row.parent = parent
-        TemplateItem.objects.bulk_create([row for row, _parent in level], batch_size=2000)
-    TemplateCodeBlock.objects.bulk_create(code_blocks, batch_size=2000)
+    copy_insert(TemplateItem, rows)
+    copy_insert(TemplateCodeBlock, code_blocks)
     for step, (_phase, _s_index, parsed_step) in zip(steps, pairs, strict=True):
         _apply_action_block(step, parsed_step)
     TemplateTimelineEntry.objects.bulk_create(
