@@ -11,6 +11,7 @@ imports nothing of theirs::
     hooks.guard_resume(lambda deployment: "a NO-GO paused it" if ... else None)
     hooks.on_finished(close_open_gates)
     hooks.on_created(make_gates_from_runbook)
+    hooks.report_due_at_once(lambda deployment, new_t0: ["“Go-live” goes out at once"])
 
 Every hook runs inside the caller's transaction: one that raises refuses the change.
 """
@@ -31,6 +32,8 @@ _resume_guards: list[Callable] = []
 _finished: list[Callable] = []
 # Called once when a deployment is created from a runbook version, after its snapshot (deployment).
 _created: list[Callable] = []
+# What moving T-0 to a new time would set off at once (deployment, new_t0) → lines in words.
+_due_at_once: list[Callable] = []
 
 
 def _add(registry: list, entry) -> None:
@@ -58,6 +61,10 @@ def on_created(receiver: Callable) -> None:
     _add(_created, receiver)
 
 
+def report_due_at_once(provider: Callable) -> None:
+    _add(_due_at_once, provider)
+
+
 def line_owner(item) -> SystemKind | None:
     """Which internal actor keeps this checklist line; None for a plain line people work."""
     for kind, predicate in _line_owners:
@@ -83,3 +90,8 @@ def deployment_created(deployment) -> None:
     """Each app sets up its part of the war room from the runbook (gates and approvals, the rollout plan)."""
     for receiver in _created:
         receiver(deployment)
+
+
+def due_at_once(deployment, new_t0) -> list[str]:
+    """What re-anchoring T-0 to ``new_t0`` would set off at once (e.g. scheduled messages), in words."""
+    return [entry for provider in _due_at_once for entry in provider(deployment, new_t0)]
