@@ -151,7 +151,23 @@ def _send_email(delivery: Delivery) -> str:
         raise PermanentError(str(exc)) from None
     except (smtplib.SMTPException, OSError) as exc:
         raise TransientError(f"mail server {settings.EMAIL_HOST}:{settings.EMAIL_PORT} unreachable: {exc}") from None
-    return f"accepted by {settings.EMAIL_HOST}:{settings.EMAIL_PORT} for {len(recipients)} recipient(s)"
+    return f"{_what_the_backend_did()} for {len(recipients)} recipient(s)"
+
+
+# What each of Django's own mail backends really does with a message: only SMTP reaches a server.
+_BACKEND_RESULTS = {
+    "django.core.mail.backends.console.EmailBackend": "written to the console (no mail server configured; not sent)",
+    "django.core.mail.backends.filebased.EmailBackend": "written to a file (no mail server configured; not sent)",
+    "django.core.mail.backends.locmem.EmailBackend": "kept in memory by the test mail backend (not sent)",
+    "django.core.mail.backends.dummy.EmailBackend": "discarded by the dummy mail backend (not sent)",
+}
+
+
+def _what_the_backend_did() -> str:
+    backend = settings.EMAIL_BACKEND
+    if backend == "django.core.mail.backends.smtp.EmailBackend":
+        return f"accepted by {settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+    return _BACKEND_RESULTS.get(backend, f"handed to the mail backend {backend.rsplit('.', 2)[-2]}")
 
 
 # --- webhooks -------------------------------------------------------------------------------

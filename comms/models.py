@@ -10,9 +10,10 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from deployments.models import Deployment, DeploymentRole
+from deployments.models import FINISHED_STATES, Deployment, DeploymentRole, DeploymentState
 
 
 class Transport(models.TextChoices):
@@ -93,8 +94,30 @@ class TemplateKind(models.TextChoices):
     STARTING = "starting", "Deployment starting"
     GO_LIVE = "go_live", "Go-live"
     ROLLBACK = "rollback", "Rollback / extended maintenance"
+    DELAY = "delay", "Delay (running past the window)"
     INCIDENT_ALERT = "incident_alert", "Incident alert"
     OTHER = "other", "Other"
+
+
+# Every state a deployment can still change from: most announcements may go out in any of them.
+UNFINISHED_STATES = [s.value for s in DeploymentState if s not in FINISHED_STATES]
+
+
+class SendCondition(models.TextChoices):
+    """What must hold, besides the deployment's state, for a scheduled message to go out.
+
+    Checked by comms.conditions each time beat looks at a due message; a short, closed
+    list on purpose: each one is something Warroom itself knows, never a typed rule.
+    """
+
+    ALWAYS = "always", "Nothing more"
+    NO_OPEN_SEV1 = "no_open_sev1", "No open SEV1 incident"
+    NO_OPEN_INCIDENT = "no_open_incident", "No open incident of any severity"
+    PAST_WINDOW = "past_window", "The planned end of the window has passed"
+
+
+def default_send_states() -> list[str]:
+    return list(UNFINISHED_STATES)
 
 
 class MessageTemplate(models.Model):
@@ -114,6 +137,19 @@ class MessageTemplate(models.Model):
         help_text="Besides the lead, who may send it (e.g. Product Owner)",
     )
     is_public = models.BooleanField(default=False, help_text="Once sent, it shows on the public status page")
+    # When a scheduled send of it may go out (comms.conditions): the deployment in one of
+    # these states, and the condition holding. Sending by hand is the sender's own decision.
+    send_states = ArrayField(
+        models.CharField(max_length=20, choices=DeploymentState.choices),
+        default=default_send_states,
+        help_text="A scheduled send goes out only while the deployment is in one of these states",
+    )
+    send_condition = models.CharField(
+        max_length=20,
+        choices=SendCondition.choices,
+        default=SendCondition.ALWAYS,
+        help_text="…and only while this holds",
+    )
     position = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -129,6 +165,7 @@ class MessageTemplate(models.Model):
 class ScheduleState(models.TextChoices):
     PENDING = "pending", "Scheduled"
     DONE = "done", "Sent out"
+    BY_HAND = "by_hand", "Sent by hand instead"
     CANCELLED = "cancelled", "Cancelled"
 
 
@@ -146,6 +183,9 @@ class ScheduledSend(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=300, blank=True)
+    # Due, but its template's state or condition does not hold: why, in words, since when (set by beat).
+    held_reason = models.CharField(max_length=300, blank=True)
+    held_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["offset_minutes", "id"]

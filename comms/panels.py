@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 
+from comms import conditions
 from comms.models import Channel, Delivery, Message, MessageTemplate, ScheduledSend, ScheduleState, StatusPage
 from deployments.models import Deployment
 
@@ -13,13 +15,24 @@ TEMPLATE = "deployments/warroom.html"
 RECENT_MESSAGES = 5
 
 
-def load_comms(deployment_id: int) -> dict:
-    deployment = Deployment.objects.only("planned_t0").get(pk=deployment_id)
-    scheduled = list(
-        ScheduledSend.objects.filter(deployment_id=deployment_id, state=ScheduleState.PENDING).select_related("template")
-    )
+def annotate_schedule(scheduled: list[ScheduledSend], deployment: Deployment, now=None) -> list[ScheduledSend]:
+    """Each row gets ``due`` (when, from T-0 as it is now) and, for a pending row that is due but
+    may not go out, ``held`` (why, and when it will: comms.conditions, as beat will judge it)."""
+    now = now or timezone.now()
     for s in scheduled:
         s.due = s.due_at(deployment.planned_t0)
+        s.held = ""
+        if s.state == ScheduleState.PENDING and s.due <= now and s.template is not None:
+            s.held = conditions.hold_reason(s.template, deployment, now) or ""
+    return scheduled
+
+
+def load_comms(deployment_id: int) -> dict:
+    deployment = Deployment.objects.get(pk=deployment_id)
+    scheduled = annotate_schedule(
+        list(ScheduledSend.objects.filter(deployment_id=deployment_id, state=ScheduleState.PENDING).select_related("template")),
+        deployment,
+    )
     messages = list(
         Message.objects.filter(deployment_id=deployment_id)
         .select_related("sent_by")

@@ -7,6 +7,7 @@ delivery tasks after commit. Deliveries themselves are attempted by comms.delive
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import secrets
@@ -18,6 +19,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from comms import conditions
 from comms.models import (
     Channel,
     Delivery,
@@ -26,6 +28,7 @@ from comms.models import (
     MessageTemplate,
     ScheduledSend,
     ScheduleState,
+    SendCondition,
     StatusPage,
     TemplateKind,
     Transport,
@@ -41,8 +44,6 @@ from deployments.services import InvalidChange
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
 MAX_RECIPIENTS = 200
-# Scheduled messages of a deployment that ended like this are not sent any more.
-CANCEL_SCHEDULE_STATES = {DeploymentState.ROLLED_BACK, DeploymentState.ABORTED}
 
 
 def _push(deployment_id: int) -> None:
@@ -92,11 +93,39 @@ def context_for(deployment: Deployment, *, incident=None) -> dict:
     return build_context(deployment, incident=incident, status_page_url=status_page_url(deployment), incident_url=incident_url)
 
 
+class SampleIncident:
+    """What an incident alert's preview shows in place of a real incident: every field filled,
+    each one saying it is a sample."""
+
+    number = "SAMPLE"
+    title = "Sample incident (preview only): checkout returns errors"
+    impact = "Sample impact: some users cannot pay"
+    description = "This is a sample incident for the preview; a real alert carries the incident's own fields."
+
+    def get_severity_display(self) -> str:
+        return "SEV1 — sample"
+
+    def get_status_display(self) -> str:
+        return "Investigating (sample)"
+
+
+def uses_incident(template: MessageTemplate) -> bool:
+    return template.kind == TemplateKind.INCIDENT_ALERT or "incident." in f"{template.subject} {template.body}"
+
+
 def preview(template: MessageTemplate, actor) -> Rendered:
-    """What the template would send now (T-0, window and status page as they are now)."""
-    _viewer(actor, template.deployment)
+    """What the template would send now (T-0, window and status page as they are now); an
+    incident alert is shown with a SampleIncident, since only a real incident sends it."""
+    deployment = template.deployment
+    _viewer(actor, deployment)
+    context = context_for(deployment)
+    if uses_incident(template):
+        url = settings.WARROOM_BASE_URL + reverse("deployments:warroom", args=[deployment.pk]) + "#incident-sample"
+        context = build_context(
+            deployment, incident=SampleIncident(), status_page_url=status_page_url(deployment), incident_url=url
+        )
     try:
-        return render_message(template.subject, template.body, context_for(template.deployment))
+        return render_message(template.subject, template.body, context)
     except TemplateProblem as exc:
         raise InvalidChange(str(exc)) from None
 
@@ -200,8 +229,14 @@ def save_template(
     channel_ids: list[int] = (),
     sender_role_id: int | None = None,
     is_public: bool = False,
+    send_states: list[str] | None = None,
+    send_condition: str | None = None,
 ) -> MessageTemplate:
-    """Create or change a template; unknown variables, tags or filters are refused here, at save."""
+    """Create or change a template; unknown variables, tags or filters are refused here, at save.
+
+    ``send_states``/``send_condition`` say when a scheduled send of it may go out (see
+    comms.conditions); None keeps what the template has, or, for a new one, its kind's default.
+    """
     _require_lead(actor, deployment, "edit message templates")
     name = (name or "").strip()
     if not name or len(name) > 120:
@@ -221,7 +256,13 @@ def save_template(
         raise InvalidChange("That sender role is not in this deployment.")
     if MessageTemplate.objects.filter(deployment=deployment, name=name).exclude(pk=template_id).exists():
         raise InvalidChange(f"There is already a template called “{name}”.")
+    rule = _send_rule(send_states, send_condition)
+    if template_id is None:
+        default_states, default_condition = conditions.defaults_for(kind)
+        rule.setdefault("send_states", default_states)
+        rule.setdefault("send_condition", default_condition)
     fields = {
+        **rule,
         "name": name,
         "kind": kind,
         "subject": subject.strip(),
@@ -262,6 +303,20 @@ def save_template(
     return template
 
 
+def _send_rule(send_states, send_condition) -> dict:
+    rule = {}
+    if send_states is not None:
+        states = [s for s in DeploymentState.values if s in set(send_states)]  # in the states' own order
+        if not states or len(states) != len(set(send_states)):
+            raise InvalidChange("Choose the deployment states in which a scheduled send may go out (at least one).")
+        rule["send_states"] = states
+    if send_condition is not None:
+        if send_condition not in SendCondition.values:
+            raise InvalidChange(f"Unknown condition {send_condition[:40]!r}: choose one from the list.")
+        rule["send_condition"] = send_condition
+    return rule
+
+
 def _template_summary(template: MessageTemplate) -> dict:
     return {
         "name": template.name,
@@ -271,6 +326,8 @@ def _template_summary(template: MessageTemplate) -> dict:
         "offset": template.offset_minutes,
         "public": template.is_public,
         "sender_role": template.sender_role_id,
+        "send_states": list(template.send_states),
+        "send_condition": template.send_condition,
     }
 
 
@@ -338,15 +395,7 @@ def schedule_template(template_id: int, actor) -> ScheduledSend:
 def _cancel_pending(template: MessageTemplate, actor, *, note: str) -> int:
     cancelled = 0
     for scheduled in ScheduledSend.objects.select_for_update().filter(template=template, state=ScheduleState.PENDING):
-        scheduled.state, scheduled.note = ScheduleState.CANCELLED, note[:300]
-        scheduled.save(update_fields=["state", "note"])
-        record_event(
-            template.deployment_id,
-            actor=actor,
-            action="comms.unscheduled",
-            obj=scheduled,
-            summary=f"Scheduled “{scheduled.template_name}” cancelled: {note}",
-        )
+        _settle(scheduled, ScheduleState.CANCELLED, note, actor=actor, summary=f"cancelled: {note}")
         cancelled += 1
     return cancelled
 
@@ -359,59 +408,53 @@ def cancel_scheduled(scheduled_id: int, actor, *, reason: str = "") -> Scheduled
     if scheduled.state != ScheduleState.PENDING:
         raise InvalidChange(f"This message is already {scheduled.get_state_display().lower()}.")
     note = reason.strip()[:300] or f"cancelled by {_name(actor)}"
-    scheduled.state, scheduled.note = ScheduleState.CANCELLED, note
-    scheduled.save(update_fields=["state", "note"])
-    record_event(
-        scheduled.deployment_id,
-        actor=actor,
-        action="comms.unscheduled",
-        obj=scheduled,
-        summary=f"Scheduled “{scheduled.template_name}” cancelled: {note}",
-    )
-    _push(scheduled.deployment_id)
+    _settle(scheduled, ScheduleState.CANCELLED, note, actor=actor, summary=f"cancelled: {note}")
     return scheduled
 
 
 def send_due(now=None) -> int:
-    """Beat: send every scheduled message whose T-0 + offset has come.
+    """Beat: send every scheduled message whose T-0 + offset has come and whose template's
+    state and condition hold (comms.conditions); hold the others, with the reason, until
+    they do; cancel those the deployment's end made impossible.
 
     The due time is computed from the deployment's T-0 as it is now. Each row is
     claimed with a guarded update (pending → done) inside the transaction that creates
-    its message, so two beats, or a beat and a retry, cannot send it twice.
+    its message, under the deployment's lock, so two beats, or a beat and a retry,
+    cannot send it twice, and the state it was checked against cannot change meanwhile.
     """
     now = now or timezone.now()
     sent = 0
-    candidates = ScheduledSend.objects.filter(state=ScheduleState.PENDING).select_related("deployment", "template")
-    for scheduled in candidates:
-        deployment = scheduled.deployment
-        if deployment.state in CANCEL_SCHEDULE_STATES:
-            with transaction.atomic():
-                lock_deployment(deployment.pk)
-                if ScheduledSend.objects.filter(pk=scheduled.pk, state=ScheduleState.PENDING).update(
-                    state=ScheduleState.CANCELLED, note=f"the deployment was {deployment.get_state_display().lower()}"
-                ):
-                    record_event(
-                        deployment.pk,
-                        actor=None,
-                        action="comms.unscheduled",
-                        obj=scheduled,
-                        summary=f"Scheduled “{scheduled.template_name}” not sent: the deployment was "
-                        f"{deployment.get_state_display().lower()}",
-                    )
-                    _push(deployment.pk)
-            continue
-        if scheduled.due_at(deployment.planned_t0) > now:
+    candidates = ScheduledSend.objects.filter(state=ScheduleState.PENDING).select_related("deployment")
+    for candidate in candidates:
+        if not candidate.deployment.is_finished and candidate.due_at(candidate.deployment.planned_t0) > now:
             continue
         with transaction.atomic():
-            lock_deployment(deployment.pk)  # deployments/locks.py: the deployment first
-            claimed = ScheduledSend.objects.filter(pk=scheduled.pk, state=ScheduleState.PENDING).update(
-                state=ScheduleState.DONE, claimed_at=now
+            deployment = lock_deployment(candidate.deployment_id)  # deployments/locks.py: the deployment first
+            scheduled = (
+                ScheduledSend.objects.select_for_update(of=("self",))
+                .select_related("template")
+                .filter(pk=candidate.pk, state=ScheduleState.PENDING)
+                .first()
             )
-            if not claimed:
+            if scheduled is None:
                 continue
             template = scheduled.template
-            if template is None:
+            why_never = conditions.never_holds(template, deployment) if template else "its template was deleted"
+            if why_never:
+                _settle(scheduled, ScheduleState.CANCELLED, why_never, actor=None, summary=f"not sent: {why_never}")
                 continue
+            if scheduled.due_at(deployment.planned_t0) > now:
+                continue
+            held = conditions.hold_reason(template, deployment, now)
+            if held:
+                _hold(scheduled, held, now)
+                continue
+            was_held = scheduled.held_reason
+            scheduled.state, scheduled.claimed_at = ScheduleState.DONE, now
+            if was_held:
+                scheduled.note = f"held from {conditions.local_time(scheduled.held_since, deployment)}: {was_held}"[:300]
+            scheduled.held_reason = ""
+            scheduled.save(update_fields=["state", "claimed_at", "note", "held_reason"])
             _send(
                 deployment,
                 template=template,
@@ -422,6 +465,73 @@ def send_due(now=None) -> int:
             )
             sent += 1
     return sent
+
+
+def _hold(scheduled: ScheduledSend, reason: str, now) -> None:
+    """A due message waits: say so once, and again only when the reason changes."""
+    if reason == scheduled.held_reason:
+        return
+    first = not scheduled.held_reason
+    scheduled.held_reason = reason[:300]
+    scheduled.held_since = scheduled.held_since or now
+    scheduled.save(update_fields=["held_reason", "held_since"])
+    record_event(
+        scheduled.deployment_id,
+        actor=None,
+        action="comms.held",
+        obj=scheduled,
+        summary=f"Scheduled “{scheduled.template_name}” "
+        + (f"is due but held: {reason}" if first else f"is still held, now because {reason}"),
+        after={"reason": reason},
+    )
+    _push(scheduled.deployment_id)
+
+
+def _settle(scheduled: ScheduledSend, state: str, note: str, *, actor, summary: str) -> None:
+    """A pending scheduled send ends without beat sending it (cancelled, or sent by hand)."""
+    scheduled.state, scheduled.note, scheduled.held_reason = state, note[:300], ""
+    scheduled.save(update_fields=["state", "note", "held_reason"])
+    record_event(
+        scheduled.deployment_id,
+        actor=actor,
+        action="comms.unscheduled" if state == ScheduleState.CANCELLED else "comms.settled",
+        obj=scheduled,
+        summary=f"Scheduled “{scheduled.template_name}” {summary}",
+    )
+    _push(scheduled.deployment_id)
+
+
+def cancel_impossible_sends(deployment: Deployment, reason: str) -> None:
+    """hooks.on_finished: the deployment just finished; what can never go out now is cancelled at once
+    (inside the state change's transaction, the deployment already locked)."""
+    pending = ScheduledSend.objects.select_for_update(of=("self",)).select_related("template")
+    for scheduled in pending.filter(deployment=deployment, state=ScheduleState.PENDING):
+        why = conditions.never_holds(scheduled.template, deployment) if scheduled.template else "its template was deleted"
+        if why:
+            _settle(scheduled, ScheduleState.CANCELLED, why, actor=None, summary=f"not sent: {why}")
+
+
+def due_at_once(deployment: Deployment, new_t0) -> list[str]:
+    """hooks.report_due_at_once: the scheduled messages that moving T-0 to ``new_t0`` makes due
+    now and that would go out at once (not held), in words, for the lead to confirm."""
+    now = timezone.now()
+    found = []
+    moved = copy.copy(deployment)  # the deployment as it would be: its window moves with T-0
+    shift = new_t0 - deployment.planned_t0
+    moved.planned_t0 = new_t0
+    moved.window_start = deployment.window_start + shift if deployment.window_start else None
+    moved.window_end = deployment.window_end + shift if deployment.window_end else None
+    pending = ScheduledSend.objects.filter(deployment=deployment, state=ScheduleState.PENDING).select_related("template")
+    for scheduled in pending:
+        if scheduled.template is None or scheduled.due_at(deployment.planned_t0) <= now:
+            continue  # already due (sent or held by now): the move changes nothing for it
+        if scheduled.due_at(new_t0) > now:
+            continue
+        held = conditions.hold_reason(scheduled.template, moved, now)
+        channels = ", ".join(c.name for c in scheduled.template.channels.filter(is_active=True)) or "no active channel"
+        line = f"“{scheduled.template_name}” ({_offset_label(scheduled.offset_minutes)}) to {channels}"
+        found.append(f"{line}: due at once but held ({held})" if held else f"{line}: goes out at once")
+    return found
 
 
 # --- sending --------------------------------------------------------------------------------
@@ -445,6 +555,15 @@ def send_template(template_id: int, actor, *, channel_ids: list[int] | None = No
     if not channels:
         raise InvalidChange("This template has no active channel: the lead chooses where it goes.")
     message = _send(deployment, template=template, channels=channels, kind=MessageKind.MANUAL, sent_by=actor)
+    # Sent by hand: its scheduled twin must not send it a second time.
+    for twin in ScheduledSend.objects.select_for_update().filter(template=template, state=ScheduleState.PENDING):
+        _settle(
+            twin,
+            ScheduleState.BY_HAND,
+            f"sent by hand by {_name(actor)} at {conditions.local_time(message.created_at, deployment)}",
+            actor=actor,
+            summary=f"({_offset_label(twin.offset_minutes)}) will not go out: {_name(actor)} sent it by hand",
+        )
     return message
 
 
@@ -522,7 +641,18 @@ def compose(
         for address, who in email_to
     ]
     Delivery.objects.bulk_create(deliveries)
-    to_whom = "; ".join(d.target_label for d in deliveries) or "nobody (no channel)"
+    audience = [_audience(channel) for channel in channels] + [f"{who} (1 address)" for _, who in email_to]
+    addresses = sum(len(channel.recipients) for channel in channels if channel.transport == Transport.EMAIL) + len(email_to)
+    webhooks = sum(1 for channel in channels if channel.transport == Transport.WEBHOOK)
+    total = ", ".join(
+        part
+        for part in (
+            f"{addresses} e-mail address{'es' if addresses != 1 else ''}" if addresses else "",
+            f"{webhooks} webhook{'s' if webhooks != 1 else ''}" if webhooks else "",
+        )
+        if part
+    )
+    to_whom = f"{'; '.join(audience)} — {total}" if audience else "nobody (no channel)"
     record_event(
         deployment.pk,
         actor=sent_by,
@@ -532,6 +662,9 @@ def compose(
         summary=f"{message.get_kind_display()}: “{message.subject}” → {to_whom}",
         after={
             "subject": message.subject,
+            "audience": audience,
+            "email_addresses": addresses,
+            "webhooks": webhooks,
             "to": [d.target_label for d in deliveries],
             "text_sha256": hashlib.sha256(message.text.encode()).hexdigest(),
             "public": public,
@@ -543,6 +676,14 @@ def compose(
     transaction.on_commit(lambda: [deliver_task.delay(delivery_id=pk) for pk in ids])
     _push(deployment.pk)
     return message
+
+
+def _audience(channel: Channel) -> str:
+    """A channel as the event log names it: its name, kind and size, never a webhook's path."""
+    if channel.transport == Transport.EMAIL:
+        n = len(channel.recipients)
+        return f"{channel.name} (e-mail, {n} recipient{'s' if n != 1 else ''})"
+    return f"{channel.name} (webhook {channel.target_label})"
 
 
 # --- the public status page -----------------------------------------------------------------

@@ -10,22 +10,25 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from comms import services
+from comms import conditions, services
 from comms.models import (
     Channel,
     Message,
     MessageTemplate,
     ScheduledSend,
     ScheduleState,
+    SendCondition,
     StatusPage,
     TemplateKind,
     Transport,
     WebhookEndpoint,
 )
+from comms.panels import annotate_schedule
 from comms.rendering import VARIABLES
-from deployments.models import DeploymentState
+from deployments.models import DeploymentState, Event
 from deployments.permissions import PermissionDenied, access_for, get_visible_deployment_or_404
 from deployments.services import InvalidChange
 from deployments.views import done_response, toast_response
@@ -68,10 +71,14 @@ def _page_context(request, deployment) -> dict:
     )
     for template in templates:
         template.may_send = services.may_send(access, template)
-        template.pending = ScheduledSend.objects.filter(template=template, state=ScheduleState.PENDING).first()
-    scheduled = list(ScheduledSend.objects.filter(deployment=deployment).order_by("-created_at")[:50])
-    for s in scheduled:
-        s.due = s.due_at(deployment.planned_t0)
+        template.rule = conditions.describe(template)
+        template.pending = next(
+            iter(annotate_schedule(list(template.scheduled_sends.filter(state=ScheduleState.PENDING)[:1]), deployment)), None
+        )
+    scheduled = annotate_schedule(
+        list(ScheduledSend.objects.filter(deployment=deployment).select_related("template").order_by("-created_at")[:50]),
+        deployment,
+    )
     page = StatusPage.objects.filter(deployment=deployment).first()
     return {
         "d": deployment,
@@ -84,6 +91,8 @@ def _page_context(request, deployment) -> dict:
         .prefetch_related("deliveries")[:100],
         "roles": deployment.roles.all(),
         "kinds": TemplateKind.choices,
+        "deployment_states": DeploymentState.choices,
+        "send_conditions": SendCondition.choices,
         "transports": Transport.choices,
         "endpoints": WebhookEndpoint.objects.all(),
         "variables": VARIABLES.items(),
@@ -164,6 +173,11 @@ def template_save(request, pk):
     def call():
         template_id = request.POST.get("template_id", "")
         sender = request.POST.get("sender_role", "")
+        # No state ticked: a new template takes its kind's default, a form without the rule's
+        # fields keeps what the template has; an edit form that unticked them all is refused.
+        send_states = request.POST.getlist("send_states")
+        if not send_states and not (template_id and "send_rule_shown" in request.POST):
+            send_states = None
         services.save_template(
             deployment,
             request.user,
@@ -176,6 +190,8 @@ def template_save(request, pk):
             channel_ids=_ints(request.POST.getlist("channels"), "channel"),
             sender_role_id=_int(sender, "sender role") if sender else None,
             is_public=_flag(request, "is_public"),
+            send_states=send_states,
+            send_condition=request.POST.get("send_condition") or None,
         )
 
     return _act(request, deployment, call, success="Template saved.")
@@ -207,6 +223,9 @@ def template_preview(request, pk, template_pk):
         "rendered": rendered,
         "channels": template.channels.filter(is_active=True),
         "may_send": services.may_send(access, template),
+        "sample_incident": services.uses_incident(template),
+        "rule": conditions.describe(template),
+        "held_now": conditions.hold_reason(template, deployment),
     }
     name = "comms/preview.html#preview" if request.htmx else "comms/preview.html"
     return render(request, name, context)
@@ -285,27 +304,48 @@ PUBLIC_STATE = {
 }
 
 
+# Events that change what the public page shows (besides public messages).
+STATUS_PAGE_EVENTS = ("deployment.state", "deployment.reanchored", "deployment.created")
+
+
 @require_GET
 def status_page(request, token):
-    """Public: no login. Only what users need: state, window, the latest public message."""
+    """Public: no login. Only what users need: state since when, the window (start, expected or
+    actual end), the latest public message and when any of it last changed; times in the
+    deployment's zone, named."""
     page = StatusPage.objects.filter(token=token, enabled=True).select_related("deployment").first() if token else None
     if page is None:
         raise Http404("No such status page")
     deployment = page.deployment
-    label, css = PUBLIC_STATE[DeploymentState(deployment.state)]
+    state = DeploymentState(deployment.state)
+    label, css = PUBLIC_STATE[state]
     latest = Message.objects.filter(deployment=deployment, public=True).order_by("-created_at", "-id").first()
+    planned_end = conditions.expected_end(deployment)
+    changed = (
+        Event.objects.filter(deployment=deployment, action__in=STATUS_PAGE_EVENTS)
+        .order_by("-seq")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    last_updated = max((t for t in (changed, latest.created_at if latest else None) if t is not None), default=None)
+    now = timezone.now()
     response = render(
         request,
         "comms/status_page.html",
         {
             "service": deployment.service,
+            "state": state.value,
             "state_label": label,
             "state_css": css,
             "zone": deployment.timezone_name,
-            "window_start": deployment.window_start,
-            "window_end": deployment.window_end,
-            "t0": deployment.planned_t0,
+            "start": deployment.window_start or deployment.planned_t0,
+            "planned_end": planned_end,
+            "started_at": deployment.started_at,
+            "finished_at": deployment.finished_at,
+            "overrunning": not deployment.is_finished and planned_end is not None and now > planned_end,
             "latest": latest,
+            "last_updated": last_updated,
+            "now": now,
             "refresh_seconds": STATUS_PAGE_REFRESH_SECONDS,
         },
     )

@@ -12,6 +12,7 @@ imports nothing of theirs::
     hooks.on_finished(close_open_gates)
     hooks.on_created(make_gates_from_runbook)
     hooks.place_events_in_steps(lambda deployment: [("taskrun", run.pk, run.step_id) for run in runs_of(deployment)])
+    hooks.report_due_at_once(lambda deployment, new_t0: ["“Go-live” goes out at once"])
 
 Every hook runs inside the caller's transaction: one that raises refuses the change.
 """
@@ -34,6 +35,8 @@ _finished: list[Callable] = []
 _created: list[Callable] = []
 # Which step the objects an app names in the event log stand in: (deployment) → (object_type, id, step id)s.
 _event_places: list[Callable] = []
+# What moving T-0 to a new time would set off at once (deployment, new_t0) → lines in words.
+_due_at_once: list[Callable] = []
 
 
 def _add(registry: list, entry) -> None:
@@ -63,6 +66,10 @@ def on_created(receiver: Callable) -> None:
 
 def place_events_in_steps(provider: Callable) -> None:
     _add(_event_places, provider)
+
+
+def report_due_at_once(provider: Callable) -> None:
+    _add(_due_at_once, provider)
 
 
 def line_owner(item) -> SystemKind | None:
@@ -96,3 +103,8 @@ def event_places(deployment):
     """(object_type, object_id, step_id) for every object another app placed in a step."""
     for provider in _event_places:
         yield from provider(deployment)
+
+
+def due_at_once(deployment, new_t0) -> list[str]:
+    """What re-anchoring T-0 to ``new_t0`` would set off at once (e.g. scheduled messages), in words."""
+    return [entry for provider in _due_at_once for entry in provider(deployment, new_t0)]

@@ -63,6 +63,17 @@ class OpenWork(InvalidChange):
         self.open = open_work
 
 
+class NeedsConfirmation(InvalidChange):
+    """The change would set things off at once; ``consequences`` lists them, in words. Asking
+    again with the confirmation proceeds."""
+
+    http_status = 409
+
+    def __init__(self, message, consequences: list[str]):
+        super().__init__(message)
+        self.consequences = consequences
+
+
 class StaleChange(InvalidChange):
     """Someone else changed it first; ``current`` is the row as it is now."""
 
@@ -420,8 +431,13 @@ def transition_state(deployment_id: int, new_state: str, *, actor, reason: str =
 
 
 @transaction.atomic
-def reanchor_t0(deployment_id: int, actor, new_t0: datetime, *, reason: str) -> Deployment:
-    """Move T-0: every planned time moves with it (they are offsets); actual times stay."""
+def reanchor_t0(deployment_id: int, actor, new_t0: datetime, *, reason: str, confirm_due: bool = False) -> Deployment:
+    """Move T-0: every planned time moves with it (they are offsets); actual times stay.
+
+    What the move would set off at once (hooks.report_due_at_once: scheduled messages
+    whose time would have passed) is listed in NeedsConfirmation unless ``confirm_due``;
+    the event records what the lead confirmed.
+    """
     deployment = lock_deployment(deployment_id)
     _require_lead(access_for(actor, deployment), "move T-0")
     require_unfinished(deployment, "its T-0 can no longer move")
@@ -432,6 +448,9 @@ def reanchor_t0(deployment_id: int, actor, new_t0: datetime, *, reason: str) -> 
     old_t0 = deployment.planned_t0
     if new_t0 == old_t0:
         raise InvalidChange("That is already T-0.")
+    at_once = hooks.due_at_once(deployment, new_t0)
+    if at_once and not confirm_due:
+        raise NeedsConfirmation("Moving T-0 there sets off at once: " + "; ".join(at_once) + ". Confirm to move it.", at_once)
     shift = new_t0 - old_t0
     deployment.planned_t0 = new_t0
     fields = ["planned_t0"]
@@ -448,9 +467,10 @@ def reanchor_t0(deployment_id: int, actor, new_t0: datetime, *, reason: str) -> 
         actor=actor,
         action="deployment.reanchored",
         obj=deployment,
-        summary=f"T-0 moved by {minutes:+d} min: {reason.strip()}",
+        summary=f"T-0 moved by {minutes:+d} min: {reason.strip()}"
+        + (f" (confirmed, at once: {'; '.join(at_once)})" if at_once else ""),
         before={"t0": old_t0},
-        after={"t0": new_t0, "reason": reason.strip()},
+        after={"t0": new_t0, "reason": reason.strip(), "at_once": at_once},
     )
     live.publish_on_commit(deployment.pk, lambda: board.render_board_push(deployment.pk))
     return deployment

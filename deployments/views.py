@@ -359,7 +359,21 @@ def reanchor(request, pk):
     if not form.is_valid():
         return toast_response("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), 400)
     t0, reason = form.cleaned_data["t0"], form.cleaned_data["reason"]
-    return service_response(lambda: services.reanchor_t0(deployment.pk, request.user, t0, reason=reason))
+    confirm_due = request.POST.get("confirm_due") == "1"
+    asked = []
+
+    def call():
+        try:
+            services.reanchor_t0(deployment.pk, request.user, t0, reason=reason, confirm_due=confirm_due)
+        except services.NeedsConfirmation as exc:
+            asked.extend(exc.consequences)
+
+    response = service_response(call)
+    if asked:
+        # Not a refusal: the lead is asked, with the list; the same POST with the tick proceeds.
+        context = {"d": deployment, "new_t0": t0, "posted": request.POST, "consequences": asked}
+        return render(request, "deployments/warroom.html#reanchor-confirm", context)
+    return response
 
 
 @login_required

@@ -6,6 +6,15 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incidents and reviews"
 
     def ready(self):
+        # Scheduled messages that wait for "no open SEV1 / no open incident" ask this app.
+        from comms import conditions
+        from comms.models import SendCondition
+        from incidents.models import Severity
+        from incidents.services import open_incidents_in_words
+
+        conditions.provide(SendCondition.NO_OPEN_SEV1, lambda d: open_incidents_in_words(d, severity=Severity.SEV1))
+        conditions.provide(SendCondition.NO_OPEN_INCIDENT, open_incidents_in_words)
+
         # The PDF/JSON report has an "incidents" slot; fill it when the reports app is here.
         try:
             from reports.sections import provide

@@ -389,3 +389,19 @@ def escalate_due(now=None) -> int:
             _push(incident.deployment_id)
             escalated += 1
     return escalated
+
+
+# --- what scheduled messages wait for (comms.conditions) ------------------------------------
+
+
+def open_incidents_in_words(deployment, *, severity: str | None = None) -> str | None:
+    """None when no incident (of ``severity``) is open in the deployment, else which are, in words."""
+    open_ones = Incident.objects.filter(deployment=deployment).exclude(status=IncidentStatus.RESOLVED)
+    if severity:
+        open_ones = open_ones.filter(severity=severity)
+    found = [f"INC-{i.number} ({i.severity_label})" for i in open_ones.order_by("number")[:5]]
+    if not found:
+        return None
+    total = open_ones.count()
+    more = f" and {total - len(found)} more" if total > len(found) else ""
+    return f"{', '.join(found)}{more} {'is' if total == 1 else 'are'} open"

@@ -39,8 +39,11 @@ def test_a_scheduled_send_follows_t0_when_it_is_reanchored(notice):
     deployment_services.reanchor_t0(deployment.pk, people["lead"], deployment.planned_t0 + timedelta(hours=2), reason="slip")
     assert services.send_due(now=timezone.now() + timedelta(hours=2)) == 0
 
-    # T-0 moves forward to 23 h from now: T-24h has come, the notice goes out.
-    deployment_services.reanchor_t0(deployment.pk, people["lead"], timezone.now() + timedelta(hours=23), reason="earlier")
+    # T-0 moves forward to 23 h from now: T-24h has come, the notice goes out (once the lead confirms).
+    earlier = timezone.now() + timedelta(hours=23)
+    with pytest.raises(deployment_services.NeedsConfirmation):
+        deployment_services.reanchor_t0(deployment.pk, people["lead"], earlier, reason="earlier")
+    deployment_services.reanchor_t0(deployment.pk, people["lead"], earlier, reason="earlier", confirm_due=True)
     assert services.send_due() == 1
     scheduled.refresh_from_db()
     assert scheduled.state == ScheduleState.DONE
