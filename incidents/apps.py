@@ -6,6 +6,11 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incidents and reviews"
 
     def ready(self):
+        # A decided rollback vote updates the incident it belongs to, on every screen.
+        from approvals.hooks import on_gate_decided
+        from incidents import services
+
+        on_gate_decided(services.rollback_vote_decided)
         # The PDF/JSON report has an "incidents" slot; fill it when the reports app is here.
         try:
             from reports.sections import provide

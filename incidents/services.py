@@ -237,6 +237,19 @@ def _on_sev1(incident: Incident, actor) -> None:
         _page_level(incident, escalation_levels(incident.deployment_id)[0])
 
 
+def rollback_vote_decided(gate, decision: str) -> None:
+    """approvals' on_gate_decided receiver: the incident whose rollback vote this was says so
+    on its timeline, and every screen's incidents panel stops saying "open"."""
+    incident = Incident.objects.filter(rollback_gate=gate).first()
+    if incident is None:
+        return
+    from approvals.models import Decision
+
+    word = gate.go_label if decision == Decision.GO else gate.no_go_label
+    _timeline(incident, UpdateKind.GATE, f"Rollback vote decided {word}: {gate.decision_summary}"[:MAX_TEXT])
+    _push(incident.deployment_id)
+
+
 def _open_rollback_gate(incident: Incident, actor) -> None:
     from approvals.models import GateRule
     from approvals.services import add_gate
