@@ -453,7 +453,7 @@ def _tell_the_lead_nobody_can_be_paged(incident: Incident) -> None:
     _timeline(
         incident,
         UpdateKind.PAGE,
-        "No emergency contact can be paged by e-mail: Warroom pages the lead and the role holders instead. "
+        "No emergency contact can be paged by e-mail: paging the lead and the role holders instead. "
         "Lead: add contacts under People.",
     )
     record_event(
