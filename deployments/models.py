@@ -131,7 +131,8 @@ class EmergencyContact(models.Model):
     source_line = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
-        ordering = ["role__position", "level", "name"]
+        # The escalation order: level 1 first, wherever contacts are listed.
+        ordering = ["level", "name", "id"]
 
     def __str__(self):
         return f"{self.name} (level {self.level})"

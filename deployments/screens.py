@@ -300,10 +300,17 @@ class MyWork:
     approvals: list = field(default_factory=list)  # required approvals I may give
     sign_offs: list = field(default_factory=list)  # roles I hold without a report sign-off
     steps: list = field(default_factory=list)  # my steps with open lines: (step, [open items])
+    alerts: list = field(default_factory=list)  # for the lead: SEV1s nobody can be paged for (incidents' banners)
 
     @property
     def count(self):
-        return len(self.votes) + len(self.approvals) + len(self.sign_offs) + sum(len(items) for _, items in self.steps)
+        return (
+            len(self.alerts)
+            + len(self.votes)
+            + len(self.approvals)
+            + len(self.sign_offs)
+            + sum(len(items) for _, items in self.steps)
+        )
 
 
 def _open_leaves(items):
@@ -319,6 +326,8 @@ def my_work(context: dict, user, access) -> MyWork:
     board, approvals, d = context["board"], context["approvals"], context["d"]
     role_ids = set(access.role_ids)
     work = MyWork()
+    if access.is_lead:
+        work.alerts = list(context.get("incidents", {}).get("unpaged", []))
     if not d.is_finished:
         for gv in approvals["gates"]:
             if gv.is_closed or not role_ids & set(gv.voter_role_ids):

@@ -15,6 +15,12 @@ class IncidentsConfig(AppConfig):
         conditions.provide(SendCondition.NO_OPEN_SEV1, lambda d: open_incidents_in_words(d, severity=Severity.SEV1))
         conditions.provide(SendCondition.NO_OPEN_INCIDENT, open_incidents_in_words)
 
+        # A decided rollback vote updates the incident it belongs to, on every screen.
+        from approvals.hooks import on_gate_decided
+        from incidents import services
+
+        on_gate_decided(services.rollback_vote_decided)
+
         # The PDF/JSON report has an "incidents" slot; fill it when the reports app is here.
         try:
             from reports.sections import provide

@@ -93,19 +93,34 @@ class IncidentUpdate(models.Model):
 
 
 class Page(models.Model):
-    """One contact paged at one escalation level."""
+    """One recipient paged for an incident, at one escalation level: an emergency contact
+    (``contact``, ``user`` empty) or a participant of the deployment (``user``; ``contact`` is
+    the contact whose role they hold, if any). The record of who was paged: nobody is paged
+    twice for the same incident (the constraints below, and the check in incidents.services)."""
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="pages")
     level = models.PositiveSmallIntegerField()
     contact = models.ForeignKey(EmergencyContact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     contact_name = models.CharField(max_length=120)
     contact_phone = models.CharField(max_length=40, blank=True)
     contact_email = models.EmailField(blank=True)
+    reason = models.CharField(max_length=200, blank=True, help_text="Why this person: the role they hold, or the lead")
     message = models.ForeignKey("comms.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField()
 
     class Meta:
         ordering = ["level", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "user"], condition=models.Q(user__isnull=False), name="uniq_page_per_user"
+            ),
+            models.UniqueConstraint(
+                fields=["incident", "contact"],
+                condition=models.Q(user__isnull=True, contact__isnull=False),
+                name="uniq_page_per_contact",
+            ),
+        ]
 
     def __str__(self):
         return f"L{self.level} {self.contact_name}"

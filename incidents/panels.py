@@ -22,11 +22,28 @@ def load_incidents(deployment_id: int) -> dict:
     open_ = sorted((i for i in incidents if i.is_open), key=lambda i: (i.severity, -i.raised_at.timestamp()))
     return {
         "open": open_,
+        "unpaged": unpaged_sev1s(deployment_id, open_),
         "resolved": [i for i in incidents if not i.is_open],
         "severities": Severity.choices,
         "statuses": IncidentStatus.choices,
         "wait_seconds": settings.WARROOM_ESCALATION_WAIT_SECONDS,
     }
+
+
+def unpaged_sev1s(deployment_id: int, open_incidents: list[Incident]) -> list[dict]:
+    """Open, unacknowledged SEV1s while the escalation list can reach nobody by e-mail: the banner
+    on the war room and the TV, and the lead's notice. Each with who Warroom paged instead."""
+    from incidents.services import NOBODY_TO_PAGE, escalation_list_reaches_anyone
+
+    waiting = [i for i in open_incidents if i.severity == Severity.SEV1 and not i.acknowledged_at]
+    if not waiting or escalation_list_reaches_anyone(deployment_id):
+        return []
+    banners = []
+    for incident in waiting:
+        instead = [p for p in incident.pages.all() if p.user_id and p.contact_email]
+        headline = NOBODY_TO_PAGE if not instead else "SEV1 open and no emergency contact can be paged: add contacts"
+        banners.append({"incident": incident, "headline": headline, "instead": instead})
+    return banners
 
 
 def render_incidents_push(deployment_id: int) -> list[str]:

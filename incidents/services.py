@@ -6,18 +6,21 @@ event in the deployment's hash-chained log, and pushes the incidents panel after
 
 A SEV1 opens a "roll back?" gate at once (approvals.services.add_gate: every role votes;
 the Product Owner decides if the deployment has one, else unanimous) and pages the
-escalation order: the emergency contacts of the lowest level first, the next level
-after WARROOM_ESCALATION_WAIT_SECONDS without an acknowledgement. Pages go out
-through comms (e-mail to the contact, plus every channel that carries pages).
+escalation order: the lowest level first, the next level after
+WARROOM_ESCALATION_WAIT_SECONDS without an acknowledgement. Who a level reaches (its
+contacts, the holders of the roles they name, else the deployment's own lead and role
+holders) is written down above ``recipients_of_level``. Pages go out through comms
+(e-mail to each recipient, plus every channel that carries pages).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from comms.models import Channel, MessageKind, MessageTemplate, TemplateKind
@@ -25,7 +28,7 @@ from comms.rendering import TemplateProblem, render_message
 from deployments import actors, live
 from deployments.events import record_event
 from deployments.locks import lock_deployment, lock_deployment_of
-from deployments.models import DeploymentRole, EmergencyContact
+from deployments.models import DeploymentRole, EmergencyContact, Participant
 from deployments.permissions import ACT, Access, allowed, require
 from deployments.services import InvalidChange
 from incidents.models import Incident, IncidentStatus, IncidentUpdate, Page, Severity, UpdateKind
@@ -229,8 +232,22 @@ def _on_sev1(incident: Incident, actor) -> None:
     if incident.rollback_gate_id is None and not incident.deployment.is_finished:
         _open_rollback_gate(incident, actor)
     if incident.escalation_level == 0 and not incident.pages.exists():
-        first = EmergencyContact.objects.filter(deployment_id=incident.deployment_id).aggregate(m=Min("level"))["m"]
-        _page_level(incident, first)
+        if not escalation_list_reaches_anyone(incident.deployment_id):
+            _tell_the_lead_nobody_can_be_paged(incident)
+        _page_level(incident, escalation_levels(incident.deployment_id)[0])
+
+
+def rollback_vote_decided(gate, decision: str) -> None:
+    """approvals' on_gate_decided receiver: the incident whose rollback vote this was says so
+    on its timeline, and every screen's incidents panel stops saying "open"."""
+    incident = Incident.objects.filter(rollback_gate=gate).first()
+    if incident is None:
+        return
+    from approvals.models import Decision
+
+    word = gate.go_label if decision == Decision.GO else gate.no_go_label
+    _timeline(incident, UpdateKind.GATE, f"Rollback vote decided {word}: {gate.decision_summary}"[:MAX_TEXT])
+    _push(incident.deployment_id)
 
 
 def _open_rollback_gate(incident: Incident, actor) -> None:
@@ -272,45 +289,201 @@ def _alert(incident: Incident):
     return render_message(DEFAULT_ALERT_SUBJECT, DEFAULT_ALERT_BODY, context)
 
 
-def _page_level(incident: Incident, level: int | None) -> None:
-    """Page every contact of ``level`` (and the channels that carry pages); arm the timer."""
+# --- who is paged -----------------------------------------------------------------------------
+#
+# The escalation list is the deployment's emergency contacts, by level, 1 first; a deployment
+# without contacts has one level, 1. Paging level N reaches, each person once per incident
+# (the Page rows are the record; someone already paged is not paged again at a later level):
+#
+#   1. every contact of level N: by e-mail when the contact has an address; a phone number or
+#      a channel written in the runbook ("PagerDuty", "#ops-oncall") is put on the timeline
+#      for a person to call;
+#   2. the participants holding a role that a level-N contact names ("Level 2: Lead Developer"
+#      means whoever holds Lead Developer in this deployment), by their account e-mail;
+#   3. when 1 and 2 give Warroom no address to send to (no contacts, contacts with a phone or a
+#      channel only, nobody holding their roles has an e-mail address): the deployment's own
+#      people instead — its lead(s) and every participant holding a role, by account e-mail.
+#
+# People without an e-mail address cannot be paged by Warroom and get no Page row. A contact
+# or participant added while an incident escalates joins it on the next beat: everyone of the
+# levels paged so far who has no page yet is paged then (``escalate_due``).
+
+NOBODY_TO_PAGE = "SEV1 open and nobody can be paged: add contacts"
+
+
+@dataclass
+class Recipient:
+    level: int
+    name: str
+    email: str = ""
+    phone: str = ""
+    channel: str = ""
+    reason: str = ""  # the contact's role, the roles a participant holds, "lead"
+    contact: EmergencyContact | None = None
+    user: object = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return ("user", self.user.pk) if self.user is not None else ("contact", self.contact.pk)
+
+    def describe(self) -> str:
+        return (
+            self.name
+            + (f" ({self.reason})" if self.reason else "")
+            + (f" by e-mail to {self.email}" if self.email else "")
+            + (f", call {self.phone}" if self.phone else "")
+            + (f", via {self.channel}" if self.channel else "")
+        )
+
+
+def escalation_levels(deployment_id: int) -> list[int]:
+    """The levels of the escalation list in order; [1] when the deployment has no contacts."""
+    levels = EmergencyContact.objects.filter(deployment_id=deployment_id).values_list("level", flat=True)
+    return sorted(set(levels)) or [1]
+
+
+def escalation_list_reaches_anyone(deployment_id: int) -> bool:
+    """Whether any emergency contact can be e-mailed, itself or through a role someone holds."""
+    contacts = EmergencyContact.objects.filter(deployment_id=deployment_id)
+    if contacts.exclude(email="").exists():
+        return True
+    named_roles = contacts.filter(role__isnull=False).values("role_id")
+    return Participant.objects.filter(deployment_id=deployment_id, roles__in=named_roles).exclude(user__email="").exists()
+
+
+def _participants(deployment_id: int) -> list[Participant]:
+    return list(
+        Participant.objects.filter(deployment_id=deployment_id)
+        .select_related("user")
+        .prefetch_related("roles")
+        .order_by("-is_lead", "user__username")
+    )
+
+
+def recipients_of_level(deployment_id: int, level: int) -> list[Recipient]:
+    """Who paging ``level`` reaches, by the rule above (before leaving out who was paged already)."""
+    contacts = list(
+        EmergencyContact.objects.filter(deployment_id=deployment_id, level=level).select_related("role").order_by("name", "id")
+    )
+    participants = _participants(deployment_id)
+    found = [
+        Recipient(level, c.name, email=c.email, phone=c.phone, channel=c.channel, reason=c.role.name if c.role else "", contact=c)
+        for c in contacts
+    ]
+    naming = {c.role_id: c for c in contacts if c.role_id}
+    for p in participants:
+        held = [r for r in p.roles.all() if r.pk in naming]
+        if held:
+            reason = ", ".join(r.name for r in held)
+            contact = naming[held[0].pk]
+            found.append(Recipient(level, _name(p.user), email=p.user.email, reason=reason, contact=contact, user=p.user))
+    if not any(r.email for r in found):
+        for p in participants:
+            roles = [r.name for r in p.roles.all()]
+            if p.is_lead or roles:
+                reason = ", ".join((["lead"] if p.is_lead else []) + roles)
+                found.append(Recipient(level, _name(p.user), email=p.user.email, reason=reason, user=p.user))
+    unique = {}
+    for r in found:
+        unique.setdefault(r.key, r)
+    return list(unique.values())
+
+
+def _not_yet_paged(incident: Incident, recipients: list[Recipient]) -> list[Recipient]:
+    """Those who can be paged and have not been for this incident (by person and by address)."""
+    keys, addresses = set(), set()
+    for user_id, contact_id, email in incident.pages.values_list("user_id", "contact_id", "contact_email"):
+        keys.add(("user", user_id) if user_id else ("contact", contact_id))
+        if email:
+            addresses.add(email.casefold())
+    fresh = []
+    for r in recipients:
+        if r.user is not None and not r.email:
+            continue  # no address: nothing Warroom can send them
+        address = r.email.casefold()
+        if r.key in keys or (address and address in addresses):
+            continue
+        keys.add(r.key)
+        if address:
+            addresses.add(address)
+        fresh.append(r)
+    return fresh
+
+
+def _send_pages(incident: Incident, recipients: list[Recipient], *, channels=(), now) -> None:
+    """One page message (e-mail to each address, and the channels that carry pages), one Page row each."""
     from comms.services import compose
 
-    deployment = incident.deployment
-    now = timezone.now()
-    contacts = list(EmergencyContact.objects.filter(deployment=deployment, level=level).select_related("role")) if level else []
-    channels = list(Channel.objects.filter(deployment=deployment, is_active=True, carries_pages=True))
-    email_to = [(c.email, c.name) for c in contacts if c.email]
     message = None
+    email_to = [(r.email, r.name) for r in recipients if r.email]
     if email_to or channels:
         message = compose(
-            deployment,
+            incident.deployment,
             rendered=_alert(incident),
             kind=MessageKind.PAGE,
-            channels=channels,
+            channels=list(channels),
             email_to=email_to,
             sender_label=f"Escalation INC-{incident.number}",
         )
-    for contact in contacts:
-        Page.objects.create(
+    Page.objects.bulk_create(
+        Page(
             incident=incident,
-            level=level,
-            contact=contact,
-            contact_name=contact.name,
-            contact_phone=contact.phone,
-            contact_email=contact.email,
+            level=r.level,
+            contact=r.contact,
+            user=r.user,
+            contact_name=r.name[:120],
+            contact_phone=r.phone[:40],
+            contact_email=r.email,
+            reason=r.reason[:200],
             message=message,
             created_at=now,
         )
-    if not contacts:
-        where = f" (posted to {', '.join(c.name for c in channels)})" if channels else ""
-        _timeline(incident, UpdateKind.PAGE, f"No emergency contacts to page{where}: add them under People.", now=now)
+        for r in recipients
+    )
+
+
+def _without_address(recipients: list[Recipient]) -> str:
+    names = [r.name for r in recipients if r.user is not None and not r.email]
+    return f" No e-mail address for {', '.join(names)}: not paged." if names else ""
+
+
+def _tell_the_lead_nobody_can_be_paged(incident: Incident) -> None:
+    """The escalation list reaches nobody: the timeline, the log and the lead's screens say so
+    (the war room and TV banner, and "Waiting for you" on the lead's phone view, read it live)."""
+    _timeline(
+        incident,
+        UpdateKind.PAGE,
+        "No emergency contact can be paged by e-mail: paging the lead and the role holders instead. "
+        "Lead: add contacts under People.",
+    )
+    record_event(
+        incident.deployment_id,
+        actor=None,
+        action="incident.unpageable",
+        obj=incident,
+        summary=f"INC-{incident.number}: {NOBODY_TO_PAGE} under People (the lead is asked to)",
+    )
+
+
+def _page_level(incident: Incident, level: int, *, now=None) -> None:
+    """Page whoever of ``level`` has no page yet (and the channels that carry pages); arm the timer."""
+    deployment = incident.deployment
+    now = now or timezone.now()
+    everyone = recipients_of_level(deployment.pk, level)
+    fresh = _not_yet_paged(incident, everyone)
+    channels = list(Channel.objects.filter(deployment=deployment, is_active=True, carries_pages=True))
+    _send_pages(incident, fresh, channels=channels, now=now)
+    where = f" (posted to {', '.join(c.name for c in channels)})" if channels else ""
+    if not incident.pages.exists():
+        # Nobody at all could be paged: no timer; the beat pages whoever is added later.
+        _timeline(incident, UpdateKind.PAGE, f"{NOBODY_TO_PAGE}{where}.{_without_address(everyone)}", now=now)
         record_event(
             deployment.pk,
             actor=None,
             action="incident.paged",
             obj=incident,
             summary=f"INC-{incident.number}: nobody to page{where}",
+            after={"level": level, "paged": []},
         )
         return
     higher = EmergencyContact.objects.filter(deployment=deployment, level__gt=level).exists()
@@ -318,23 +491,72 @@ def _page_level(incident: Incident, level: int | None) -> None:
     incident.escalation_level = level
     incident.next_escalation_at = now + timedelta(seconds=wait) if higher else None
     incident.save(update_fields=["escalation_level", "next_escalation_at"])
-    who = "; ".join(
-        f"{c.name}{' (' + c.role.name + ')' if c.role else ''}"
-        + (f" by e-mail to {c.email}" if c.email else "")
-        + (f", call {c.phone}" if c.phone else "")
-        + (f", via {c.channel}" if c.channel else "")
-        for c in contacts
-    )
+    who = "; ".join(r.describe() for r in fresh) if fresh else "everyone on it was paged already"
     then = f" Next level in {_duration(wait)} unless acknowledged." if higher else " This is the last level."
-    _timeline(incident, UpdateKind.PAGE, f"Paged level {level}: {who}.{then}", now=now)
+    _timeline(incident, UpdateKind.PAGE, f"Paged level {level}{where}: {who}.{then}{_without_address(everyone)}", now=now)
     record_event(
         deployment.pk,
         actor=None,
         action="incident.paged",
         obj=incident,
-        summary=f"INC-{incident.number}: paged level {level}: {', '.join(c.name for c in contacts)}",
-        after={"level": level, "contacts": [c.name for c in contacts], "next_at": incident.next_escalation_at},
+        summary=f"INC-{incident.number}: paged level {level}: {_names(fresh) or 'nobody new'}"[:500],
+        after={"level": level, "paged": _paged_json(fresh), "next_at": incident.next_escalation_at},
     )
+
+
+def _names(recipients: list[Recipient]) -> str:
+    return ", ".join(r.name + (f" ({r.reason})" if r.reason else "") for r in recipients)
+
+
+def _paged_json(recipients: list[Recipient]) -> list[dict]:
+    return [{"level": r.level, "name": r.name, "email": r.email, "why": r.reason} for r in recipients]
+
+
+def _late_joiners(incident: Incident) -> tuple[int, list[int], list[Recipient]]:
+    """(the current level, the levels, who of the levels paged so far has no page yet)."""
+    levels = escalation_levels(incident.deployment_id)
+    current = incident.escalation_level or levels[0]
+    everyone = [r for level in levels if level <= current for r in recipients_of_level(incident.deployment_id, level)]
+    return current, levels, _not_yet_paged(incident, everyone)
+
+
+def _needs_joining(incident: Incident) -> bool:
+    current, levels, fresh = _late_joiners(incident)
+    return bool(fresh) or bool(incident.escalation_level and incident.next_escalation_at is None and levels[-1] > current)
+
+
+def _join_running_escalation(incident: Incident, now) -> bool:
+    """Page who was added since the incident started escalating (contacts, role holders) at the
+    levels paged so far, and arm the timer again if a higher level appeared after the last one.
+    Returns whether anything changed. Runs under the deployment's lock, the incident row locked."""
+    current, levels, fresh = _late_joiners(incident)
+    changed = False
+    if fresh:
+        _send_pages(incident, fresh, now=now)
+        started = incident.escalation_level == 0
+        incident.escalation_level = current
+        incident.save(update_fields=["escalation_level"])
+        what = "Paged" if started else "Added since the incident opened, paged"
+        _timeline(incident, UpdateKind.PAGE, f"{what} at level {current}: {'; '.join(r.describe() for r in fresh)}.", now=now)
+        record_event(
+            incident.deployment_id,
+            actor=None,
+            action="incident.paged",
+            obj=incident,
+            summary=f"INC-{incident.number}: paged at level {current}: {_names(fresh)}"[:500],
+            after={"level": current, "paged": _paged_json(fresh), "late": not started},
+        )
+        changed = True
+    if incident.escalation_level and incident.next_escalation_at is None and levels[-1] > current:
+        wait = settings.WARROOM_ESCALATION_WAIT_SECONDS
+        incident.next_escalation_at = now + timedelta(seconds=wait)
+        incident.save(update_fields=["next_escalation_at"])
+        upcoming = min(level for level in levels if level > current)
+        _timeline(
+            incident, UpdateKind.ESCALATION, f"Level {upcoming} added: paged in {_duration(wait)} unless acknowledged.", now=now
+        )
+        changed = True
+    return changed
 
 
 def _duration(seconds: int) -> str:
@@ -342,12 +564,43 @@ def _duration(seconds: int) -> str:
 
 
 def escalate_due(now=None) -> int:
-    """Beat: page the next level of every unacknowledged incident whose wait is over.
+    """Beat: page the next level of every unacknowledged incident whose wait is over, then page
+    whoever joined a running escalation since the last beat. Returns how many incidents it paged for.
 
     Each incident is claimed with a guarded update on the level and time it was armed
-    with, so two beats (or a beat racing an acknowledgement) escalate it once at most.
+    with, so two beats (or a beat racing an acknowledgement) escalate it once at most;
+    late joiners are paged under the deployment's lock, and the Page rows say who has been.
     """
     now = now or timezone.now()
+    return _escalate_waiting(now) + _page_late_joiners(now)
+
+
+def _page_late_joiners(now) -> int:
+    joined = 0
+    running = (
+        Incident.objects.filter(acknowledged_at__isnull=True)
+        .exclude(status=IncidentStatus.RESOLVED)
+        .filter(Q(severity=Severity.SEV1) | Q(escalation_level__gt=0))
+    )
+    for candidate in running:
+        if not _needs_joining(candidate):
+            continue  # the common case, decided without taking the deployment's lock
+        with transaction.atomic():
+            lock_deployment(candidate.deployment_id)
+            incident = (
+                Incident.objects.select_for_update(of=("self",))
+                .select_related("deployment")
+                .filter(pk=candidate.pk, acknowledged_at__isnull=True)
+                .exclude(status=IncidentStatus.RESOLVED)
+                .first()
+            )
+            if incident is not None and _join_running_escalation(incident, now):
+                _push(incident.deployment_id)
+                joined += 1
+    return joined
+
+
+def _escalate_waiting(now) -> int:
     escalated = 0
     due = Incident.objects.filter(next_escalation_at__lte=now, acknowledged_at__isnull=True).exclude(
         status=IncidentStatus.RESOLVED

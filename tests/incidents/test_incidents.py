@@ -197,11 +197,15 @@ def test_resolving_stops_escalation_and_upgrading_to_sev1_starts_it(contacts, se
     assert "Status Investigating → Resolved. index rebuilt" in texts
 
 
-def test_without_contacts_nobody_is_paged_and_the_timeline_says_so(crew):
-    deployment, people = crew
+def test_without_contacts_or_addresses_nobody_is_paged_and_the_timeline_says_so(crew):
+    deployment, people = crew  # nobody in the crew has an e-mail address; the observer holds no role
     incident = services.raise_incident(deployment.pk, people["qa"], severity="sev1", title="Outage")
     assert incident.next_escalation_at is None and not incident.pages.exists()
-    assert "No emergency contacts to page" in incident.updates.get(kind=UpdateKind.PAGE).text
+    told, nobody = incident.updates.filter(kind=UpdateKind.PAGE).values_list("text", flat=True)
+    assert "No emergency contact can be paged by e-mail" in told and "Lead: add contacts under People" in told
+    assert nobody.startswith("SEV1 open and nobody can be paged: add contacts.")
+    # the lead first, then by username: dba, devops, po, qa
+    assert "No e-mail address for Lena Lead, Dana Base, Devi Ops, Pat Owner, Quinn Assurance: not paged." in nobody
     with pytest.raises(InvalidChange, match="nothing to acknowledge"):
         services.acknowledge(incident.pk, people["qa"])
 

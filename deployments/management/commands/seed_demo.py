@@ -31,6 +31,12 @@ USERS = {
 }
 
 
+def _roles_for(deployment, username: str) -> list[str]:
+    """The demo deployment's roles this demo user takes (by the keywords in USERS)."""
+    keywords = USERS[username][2]
+    return [r for r in deployment.roles.values_list("name", flat=True) if any(k in r.lower() for k in keywords)]
+
+
 class Command(BaseCommand):
     help = "Create demo users and a demo deployment (idempotent)."
 
@@ -41,10 +47,16 @@ class Command(BaseCommand):
         users = {}
         User = get_user_model()
         for username, (first, last, _) in USERS.items():
-            user, created = User.objects.get_or_create(username=username, defaults={"first_name": first, "last_name": last})
+            email = f"{username}@example.com"  # where a SEV1 page to this person goes (the configured backend)
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"first_name": first, "last_name": last, "email": email}
+            )
             if created or not user.check_password(password):
                 user.set_password(password)
                 user.save(update_fields=["password"])
+            if not user.email:
+                user.email = email
+                user.save(update_fields=["email"])
             users[username] = user
         if not users["lead"].is_staff:
             users["lead"].is_staff = users["lead"].is_superuser = True
@@ -78,18 +90,27 @@ class Command(BaseCommand):
                 planned_t0=timezone.now().replace(second=0, microsecond=0) + timedelta(hours=2),
                 timezone_name="Europe/Berlin",
             )
-            role_names = list(deployment.roles.values_list("name", flat=True))
-            for username, (_, _, keywords) in USERS.items():
-                if username in ("lead", "outsider"):
-                    continue
-                mine = [r for r in role_names if any(k in r.lower() for k in keywords)]
-                services.set_participant(deployment, users["lead"], users[username], role_names=mine)
+            for username in USERS:
+                if username not in ("lead", "outsider"):
+                    mine = _roles_for(deployment, username)
+                    services.set_participant(deployment, users["lead"], users[username], role_names=mine)
             runs.bind_target(deployment, users["lead"], target)
             self.stdout.write(f"Created demo deployment #{deployment.pk}: {deployment.name}")
 
+        demo = Deployment.objects.filter(name=DEMO_DEPLOYMENT).first()
+        if demo is not None and not demo.is_finished:
+            # The lead also holds the Lead Developer role, so that sign-off (and its steps) has
+            # someone; done here, not only at creation, to mend a demo seeded before.
+            held = set(demo.participants.filter(user=users["lead"]).values_list("roles__name", flat=True))
+            wanted = _roles_for(demo, "lead")
+            if not set(wanted) <= held:
+                services.set_participant(
+                    demo, users["lead"], users["lead"], role_names=sorted((held - {None}) | set(wanted)), is_lead=True
+                )
+                self.stdout.write(f"The demo lead now holds: {', '.join(wanted)}")
+
         from comms.defaults import add_runbook_templates
 
-        demo = Deployment.objects.filter(name=DEMO_DEPLOYMENT).first()
         if demo is not None and not demo.is_finished:
             added = add_runbook_templates(demo, users["lead"], users_address="all-users@example.com")
             if added:
