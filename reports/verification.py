@@ -9,7 +9,9 @@ Four questions, asked in order, each answered in words:
    after the end are counted.
 3. Was it signed by this Warroom's certificate?
 4. Does the attached record's final event hash match this Warroom's event chain for
-   that deployment — a chain that itself still matches its signed checkpoints?
+   that deployment — a chain that itself still matches its signed checkpoints? The latest
+   head matches; so does an earlier point of the chain when the file is one this Warroom
+   issued as a version of the final report (reports.versions): it is named as that version.
 
 and one verdict: authentic, modified, unknown signer, or not matching records. Files
 that cannot be judged (not a PDF, no signature, cut short) get their own verdict and
