@@ -21,11 +21,12 @@ class IncidentsConfig(AppConfig):
 
         on_gate_decided(services.rollback_vote_decided)
 
-        # The PDF/JSON report has an "incidents" slot; fill it when the reports app is here.
+        # The PDF/JSON report has "incidents" and "review" slots; fill them when the reports app is here.
         try:
             from reports.sections import provide
         except ImportError:  # pragma: no cover - reports not installed
             return
-        from incidents.review import incidents_section
+        from incidents.review import incidents_section, review_section
 
         provide("incidents", incidents_section)
+        provide("review", review_section)

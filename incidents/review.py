@@ -96,6 +96,14 @@ def planned_vs_actual(deployment: Deployment) -> list[dict]:
     return phases
 
 
+def _decision_words(gate) -> str:
+    from approvals.models import Decision
+
+    if not gate.decision:
+        return ""
+    return gate.go_label if gate.decision == Decision.GO else gate.no_go_label
+
+
 def incident_records(deployment: Deployment) -> list[dict]:
     incidents = (
         Incident.objects.filter(deployment=deployment)
@@ -129,7 +137,10 @@ def incident_records(deployment: Deployment) -> list[dict]:
                 "rollback_gate": {
                     "title": gate.title,
                     "state": gate.state,
+                    "state_label": gate.get_state_display(),
                     "decision": gate.decision,
+                    # In the gate's own words, as the war room shows it (the runbook's "GO" / "NO-GO").
+                    "decision_label": _decision_words(gate),
                     "summary": gate.decision_summary,
                 }
                 if gate
@@ -248,6 +259,110 @@ def incidents_section(deployment: Deployment):
             Table(caption="Incident timelines", columns=["Incident", "When", "Who", "What"], rows=timeline),
         ],
         records=records,
+    )
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def review_section(deployment: Deployment):
+    """The report's "review" slot (see reports.sections): what the review page shows that belongs
+    in the record — outcome and follow-up, lessons learned, minutes, action items with owner,
+    due date and state, and planned vs actual per phase. The incidents have a slot of their own.
+
+    Nothing is said until the review has been written: an empty review is no review. What the
+    record holds is what was decided; "overdue" depends on the day the report is read, so it is
+    left to the reader (the due date is there)."""
+    from reports.sections import Passage, Section, Table
+
+    if not Review.objects.filter(deployment=deployment).exists():
+        return None
+    data = review_data(deployment)
+    items = data["action_items"]
+    if not (data["lessons_learned"] or data["notes"] or items or data["held_at"]):
+        return None
+    facts = [
+        ["Outcome", data["deployment"]["state_label"]],
+        ["Review meeting", data["held_at"] or "not recorded"],
+        ["Follow-up", data["follow_up_status_label"]],
+    ]
+    if data["updated_at"]:
+        facts += [["Last saved by", data["updated_by"] or "—"], ["Last saved", data["updated_at"]]]
+    phases = [p for p in data["phases"] if p["has_items"] or p["planned_start"]]
+    not_done = sum(1 for item in items if item["status"] != FollowUpStatus.DONE)
+    summary = f"Follow-up {data['follow_up_status_label'].lower()}; {_plural(len(items), 'action item')}"
+    summary += f", {not_done} not done" if items else ""
+    summary += "; lessons learned recorded" if data["lessons_learned"] else ""
+    totals = data["totals"]
+    record = {
+        "outcome": data["deployment"]["state"],
+        "outcome_label": data["deployment"]["state_label"],
+        "held_at": data["held_at"],
+        "follow_up_status": data["follow_up_status"],
+        "follow_up_status_label": data["follow_up_status_label"],
+        "lessons_learned": data["lessons_learned"],
+        "notes": data["notes"],
+        "revision": data["revision"],
+        "updated_at": data["updated_at"],
+        "updated_by": data["updated_by"],
+        "action_items": [
+            {
+                "text": item["text"],
+                "owner": item["owner"],
+                "due_date": item["due_date"],
+                "status": item["status"],
+                "status_label": item["status_label"],
+                "done_at": item["done_at"],
+            }
+            for item in items
+        ],
+        "planned_vs_actual": {
+            "planned_minutes": totals["planned_minutes"],
+            "actual_minutes": totals["actual_minutes"],
+            "phases": [{key: phase[key] for key in phase if key not in ("steps", "has_items")} for phase in phases],
+        },
+    }
+
+    def delta(minutes):
+        return "" if minutes is None else f"{minutes:+d} min"
+
+    def span(minutes):
+        return "" if minutes is None else f"{minutes} min"
+
+    return Section(
+        summary=summary,
+        passages=[Passage("Lessons learned", data["lessons_learned"]), Passage("Review notes", data["notes"])],
+        tables=[
+            Table(caption="Outcome and follow-up", columns=["", ""], rows=facts),
+            Table(
+                caption="Action items",
+                columns=["Action", "Owner", "Due", "State", "Done"],
+                rows=[
+                    [item["text"], item["owner"] or "—", item["due_date"] or "—", item["status_label"], item["done_at"]]
+                    for item in items
+                ],
+            )
+            if items
+            else Table(caption="Action items", columns=["Action"], rows=[["None were recorded."]]),
+            Table(
+                caption="Planned vs actual, per phase",
+                columns=["Phase", "Planned start", "Planned", "Actual start", "Actual", "End Δ"],
+                rows=[
+                    [
+                        p["phase"],
+                        p["planned_start"] or "—",
+                        span(p["planned_minutes"]),
+                        p["actual_start"] or ("not started" if p["has_items"] else "—"),
+                        span(p["actual_minutes"]) if p["actual_end"] else ("not finished" if p["actual_start"] else ""),
+                        delta(p["end_delta_minutes"]),
+                    ]
+                    for p in phases
+                ],
+                note="Δ: minutes after (+) or before (−) the planned end.",
+            ),
+        ],
+        records=[record],
     )
 
 

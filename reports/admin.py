@@ -25,6 +25,17 @@ class SignOffAdmin(ReadOnlyAdmin):
 
 @admin.register(ReportJob)
 class ReportJobAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "deployment", "requested_by", "paper", "state", "progress", "pages", "created_at", "finished_at"]
+    list_display = [
+        "pk",
+        "deployment",
+        "version",
+        "requested_by",
+        "paper",
+        "state",
+        "progress",
+        "pages",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["state", "paper"]
     search_fields = ["deployment__name", "sha256", "final_hash"]

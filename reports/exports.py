@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.text import slugify
 
 from deployments.checkpoints import take_checkpoint
@@ -35,14 +37,20 @@ def report_filename(record: dict, extension: str) -> str:
     return f"{slugify(d['name']) or 'deployment'}-{d['id']}-report-{stamp}{interim}.{extension}"
 
 
-def export_report(deployment_id: int, fmt: str, *, paper: str | None = None, progress=None, zone: str | None = None) -> Export:
+def export_report(
+    deployment_id: int, fmt: str, *, paper: str | None = None, progress=None, zone: str | None = None, version=None
+) -> Export:
     """Build the record and render it; a PDF is signed before it is returned. ``zone``: the
-    time zone the reader picked (default: the deployment's)."""
+    time zone the reader picked (default: the deployment's). ``version(record) -> dict | None``:
+    the report version this file is (reports.services.assign_report_version), written into the
+    record before it is rendered, so the signed PDF and its attachment say which version they are."""
     if fmt not in FORMATS:
         raise ValueError(f"Unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
     report = progress or (lambda percent, stage: None)
     report(5, "Collecting the record")
     record = build_record(deployment_id, zone=zone)
+    if version is not None:
+        record["version"] = json.loads(json.dumps(version(record), cls=DjangoJSONEncoder))
     if fmt == "json":
         content, pages = rendering.render_json(record), None
     elif fmt == "md":

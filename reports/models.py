@@ -79,13 +79,21 @@ class ReportJob(models.Model):
     interim = models.BooleanField(default=False)
     event_count = models.PositiveIntegerField(null=True, blank=True)
     final_hash = models.CharField(max_length=64, blank=True)
+    # Versions of the final report (see reports.versions): a finished deployment's report is
+    # version 1 when first signed; a report made after the record moved on (sign-offs, the
+    # review) is the next version, and says what changed. Copies of the same record (another
+    # paper size or time zone) share their version. Interim reports have none.
+    version = models.PositiveIntegerField(null=True, blank=True)
+    changes = models.CharField(max_length=300, blank=True, help_text="What changed since the version before, in words")
+    contents = models.JSONField(default=dict, blank=True, help_text="Digest per part of the record, to tell what changed")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["deployment", "-created_at"])]
 
     def __str__(self):
-        return f"Report {self.pk} of {self.deployment_id} ({self.state})"
+        version = f" v{self.version}" if self.version else ""
+        return f"Report {self.pk}{version} of {self.deployment_id} ({self.state})"
 
     @property
     def is_stale(self):

@@ -76,6 +76,9 @@ def build_record(deployment_id: int, *, now: datetime | None = None, zone: str |
             "sign_offs": _sign_offs(deployment),
             "events": _events(deployment_id),
             "chain": _chain(deployment_id),
+            # Which version of the final report this is (reports.versions); set by the report
+            # job that signs it, None for files made on request (Markdown, JSON, the command line).
+            "version": None,
         }
         _link_sign_off_lines(record, deployment)
     record["summary"] = _summary(record, deployment, now)

@@ -193,6 +193,14 @@ def _md_item(item: dict, zone: str) -> list[str]:
     return lines
 
 
+def _md_version(version: dict | None) -> list[str]:
+    if not version:
+        return []
+    follows = version.get("follows")
+    after = f" (follows version {follows['number']}, which covered {follows['events']} events)" if follows else ""
+    return [f"- **Report version:** {version['number']}: {version['changes']}{after}"]
+
+
 def render_markdown(record: dict) -> str:
     record = _without_html(record)
     d, s = record["deployment"], record["summary"]
@@ -216,6 +224,7 @@ def render_markdown(record: dict) -> str:
         f"- **Finished:** {at(d['finished_at'])}",
         f"- **Outcome:** {s['headline']}" + (f" (signed off: {signed['label']})" if signed else ""),
         f"- **Generated:** {at(record['generated_at'])}",
+        *_md_version(record.get("version")),
         "",
         "## Summary",
         "",
@@ -246,7 +255,10 @@ def render_markdown(record: dict) -> str:
             out.append("")
     for section in record["sections"]:
         out += [f"## {section['title']}", ""]
-        if not section["tables"]:
+        for passage in section.get("passages", []):
+            quoted = [f"> {line}".rstrip() for line in passage["text"].splitlines()]
+            out += [f"**{passage['title']}**", "", *quoted, ""]
+        if not section["tables"] and not section.get("passages"):
             out += [section["empty_text"], ""]
         for table in section["tables"]:
             out += [f"**{table['caption']}**", "", *_md_table(table["columns"], table["rows"]), ""]

@@ -1,4 +1,4 @@
-"""Report sections other apps fill in: gates and votes, task runs, rollouts, incidents.
+"""Report sections other apps fill in: gates and votes, task runs, rollouts, incidents, the review.
 
 The report knows these slots and their empty-state text; it does not know the apps
 behind them. An app that has data for a slot registers a provider once, in its
@@ -13,10 +13,12 @@ behind them. An app that has data for a slot registers a provider once, in its
     provide("gates", gate_section)
 
 A provider gets the Deployment and returns a ``Section``: ``summary`` is the one line
-the summary page shows, ``tables`` is what the PDF and the Markdown print (cells are
-text, numbers or aware datetimes, which are shown in the deployment's time zone), and
-``records`` is the structured data that goes into the JSON record (anything JSON can
-hold). Returning ``None`` or an empty Section means "nothing recorded": the report
+the summary page shows, ``passages`` are titled blocks of free text (lessons learned,
+minutes) printed before the tables with their line breaks kept, ``tables`` is what the
+PDF and the Markdown print (cells are text, numbers, dates or aware datetimes, which are
+shown in the deployment's time zone), and ``records`` is the structured data that goes
+into the JSON record (anything JSON can hold). Every string is printed as text: markup a
+user typed shows as the characters typed. Returning ``None`` or an empty Section means "nothing recorded": the report
 then prints the slot's empty-state text. A provider that
 raises does not lose the report: the section says it could not be collected.
 
@@ -47,8 +49,17 @@ class Table:
 
 
 @dataclass
+class Passage:
+    """A titled block of free text, e.g. the review's lessons learned."""
+
+    title: str
+    text: str
+
+
+@dataclass
 class Section:
     summary: str = ""
+    passages: list[Passage] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     records: list = field(default_factory=list)
     # Server-rendered SVG pictures (e.g. the rollout's metric charts, the same the war room shows).
@@ -56,7 +67,7 @@ class Section:
 
     @property
     def is_empty(self):
-        return not self.tables and not self.records and not self.pictures
+        return not self.passages and not self.tables and not self.records and not self.pictures
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,7 @@ SLOTS = [
     Slot("task_runs", "Task runs", "No task runs were recorded."),
     Slot("rollouts", "Rollout", "No rollout was recorded."),
     Slot("incidents", "Incidents", "No incidents were recorded."),
+    Slot("review", "Post-deployment review", "No post-deployment review was recorded."),
 ]
 _SLOT_KEYS = {slot.key for slot in SLOTS}
 
@@ -111,6 +123,7 @@ def collect(deployment: Deployment, *, zone: str | None = None) -> list[dict]:
                 "title": slot.title,
                 "summary": section.summary or problem or slot.empty_text,
                 "empty_text": problem or slot.empty_text,
+                "passages": [asdict(passage) for passage in section.passages if passage.text],
                 "tables": [_printable(asdict(table), zone or deployment.timezone_name) for table in section.tables],
                 "records": section.records,
                 "pictures": [str(picture) for picture in section.pictures],

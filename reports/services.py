@@ -19,7 +19,7 @@ from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentRole
 from deployments.permissions import PermissionDenied, access_for
 from deployments.services import InvalidChange
-from reports import signoffs
+from reports import signoffs, versions
 from reports.exports import export_report
 from reports.formatting import person, reader_zone
 from reports.models import JOB_STALE_AFTER, JobState, Outcome, Paper, ReportJob, SignOff
@@ -204,12 +204,56 @@ def run_report_job(job_id: int) -> ReportJob:
             paper=job.paper,
             zone=job.zone or None,
             progress=lambda p, stage: report_job_progress(job_id, p, stage),
+            version=lambda record: assign_report_version(job_id, record),
         )
     except Exception as exc:
         log.exception("report job %s failed", job_id)
         fail_report_job(job_id, f"{type(exc).__name__}: {exc}")
         raise
     return complete_report_job(job_id, made.content, filename=made.filename, record=made.record, pages=made.pages)
+
+
+@transaction.atomic
+def assign_report_version(job_id: int, record: dict) -> dict | None:
+    """Which version of the final report the job's record is, decided before it is printed.
+
+    The record a finished deployment's job collected is compared, by the head of the event
+    log it quotes, with the versions already issued (or being made): the same head is the
+    same version (another paper size or time zone); a new head is the next number, with what
+    changed since the version before in words (reports.versions). Interim reports are not
+    versions. Under the deployment's lock, so two jobs never take one number for two records.
+    Returns the record's ``version``: number, changes, and the version it follows.
+    """
+    lock_deployment_of(ReportJob, job_id)  # deployments/locks.py: the deployment first
+    job = ReportJob.objects.select_for_update().get(pk=job_id)
+    chain = record["chain"]
+    job.interim, job.event_count, job.final_hash = record["interim"], chain["count"], chain["final_hash"]
+    if record["interim"]:
+        job.save(update_fields=["interim", "event_count", "final_hash"])
+        return None
+    issued = (
+        ReportJob.objects.filter(deployment_id=job.deployment_id, version__isnull=False)
+        .exclude(pk=job.pk)
+        .exclude(state=JobState.FAILED)
+    )
+    same = issued.filter(event_count=chain["count"], final_hash=chain["final_hash"]).order_by("version", "id").first()
+    if same is not None:
+        job.version, job.changes, job.contents = same.version, same.changes, same.contents
+    else:
+        latest = issued.order_by("-version", "-id").first()
+        job.version = latest.version + 1 if latest else 1
+        job.contents = versions.content_digests(record)
+        job.changes = versions.describe_changes(
+            latest.contents if latest else None, record, events_before=latest.event_count if latest else None
+        )
+    job.save(update_fields=["interim", "event_count", "final_hash", "version", "changes", "contents"])
+    # Every job of one version quotes the same head: any of them tells what this one follows.
+    before = issued.filter(version=job.version - 1).order_by("id").first() if job.version > 1 else None
+    return {
+        "number": job.version,
+        "changes": job.changes,
+        "follows": {"number": before.version, "events": before.event_count, "final_hash": before.final_hash} if before else None,
+    }
 
 
 @transaction.atomic

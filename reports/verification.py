@@ -9,7 +9,9 @@ Four questions, asked in order, each answered in words:
    after the end are counted.
 3. Was it signed by this Warroom's certificate?
 4. Does the attached record's final event hash match this Warroom's event chain for
-   that deployment — a chain that itself still matches its signed checkpoints?
+   that deployment — a chain that itself still matches its signed checkpoints? The latest
+   head matches; so does an earlier point of the chain when the file is one this Warroom
+   issued as a version of the final report (reports.versions): it is named as that version.
 
 and one verdict: authentic, modified, unknown signer, or not matching records. Files
 that cannot be judged (not a PDF, no signature, cut short) get their own verdict and
@@ -198,7 +200,8 @@ def _verify(data: bytes, viewer, facts: list) -> Verification:
             _checks(signed_ok, unchanged_ok, signer_ok, (False, f"no {ATTACHMENT_NAME} attachment")),
             facts,
         )
-    matches, detail, extra_facts = _compare_with_records(record, viewer)
+    sha256 = hashlib.sha256(data).hexdigest()
+    matches, detail, extra_facts = _compare_with_records(record, viewer, sha256=sha256)
     facts += extra_facts
     if not matches:
         return Verification(
@@ -207,9 +210,11 @@ def _verify(data: bytes, viewer, facts: list) -> Verification:
             _checks(signed_ok, unchanged_ok, signer_ok, (False, detail)),
             facts,
         )
+    issued = _issued_version(int(record["deployment"]["id"]), record, sha256)
     return Verification(
         Verdict.AUTHENTIC,
-        "Signed by this Warroom, unchanged since signing, and it matches the event log in the database.",
+        "Signed by this Warroom, unchanged since signing, and it matches the event log in the database."
+        + (f" It is version {issued.version} of the report." if issued else ""),
         _checks(signed_ok, unchanged_ok, signer_ok, (True, detail)),
         facts,
     )
@@ -364,9 +369,19 @@ def _record_facts(record: dict) -> list[tuple[str, str]]:
             ("Deployment", f"{deployment['name']} (#{deployment['id']}, {deployment['service']} {deployment['version']})"),
             ("Report generated", record["generated_at"] + (" — interim report" if record.get("interim") else "")),
             ("Events in the report", f"{chain['count']}, final hash {chain['final_hash']}"),
+            *_version_facts(record.get("version")),
         ]
     except (KeyError, TypeError):
         return []
+
+
+def _version_facts(version) -> list[tuple[str, str]]:
+    """What the signed record says about its own version (reports.versions)."""
+    if not isinstance(version, dict) or not version.get("number"):
+        return []
+    follows = version.get("follows") or {}
+    after = f" (follows version {follows['number']})" if follows.get("number") else ""
+    return [("Report version", f"{version['number']}: {version.get('changes', '')}{after}")]
 
 
 def _signature_facts(status, fingerprint: str) -> list[tuple[str, str]]:
@@ -414,7 +429,46 @@ def _embedded_chain_problem(record: dict) -> str:
     return ""
 
 
-def _compare_with_records(record: dict, viewer) -> tuple[bool, str, list[tuple[str, str]]]:
+def _issued_version(deployment_id: int, record: dict, sha256: str):
+    """The report job that issued exactly this file as a version of the final report, or None.
+
+    The file's own hash ties it to the register of issued PDFs; its record must name the same
+    version and the same head of the log the job recorded."""
+    from reports.models import JobState, ReportJob
+
+    version = record.get("version")
+    number = version.get("number") if isinstance(version, dict) else None
+    if not number:
+        return None
+    return (
+        ReportJob.objects.filter(
+            deployment_id=deployment_id,
+            state=JobState.DONE,
+            sha256=sha256,
+            version=number,
+            event_count=record["chain"]["count"],
+            final_hash=record["chain"]["final_hash"],
+        )
+        .order_by("id")
+        .first()
+    )
+
+
+def _later_versions(job) -> str:
+    from reports.models import JobState, ReportJob
+
+    latest = (
+        ReportJob.objects.filter(deployment_id=job.deployment_id, state=JobState.DONE, version__gt=job.version)
+        .order_by("-version")
+        .values_list("version", flat=True)
+        .first()
+    )
+    if latest is None:
+        return ""
+    return f"version {latest} is the latest" if latest == job.version + 1 else f"versions up to {latest} were issued after it"
+
+
+def _compare_with_records(record: dict, viewer, *, sha256: str = "") -> tuple[bool, str, list[tuple[str, str]]]:
     try:
         deployment_id = int(record["deployment"]["id"])
         count = int(record["chain"]["count"])
@@ -431,9 +485,24 @@ def _compare_with_records(record: dict, viewer) -> tuple[bool, str, list[tuple[s
     chain = verify_chain(deployment_id)
     if not chain.ok:
         return False, f"the database's own event log fails verification ({chain.problem})", []
+    issued = _issued_version(deployment_id, record, sha256)
     if (deployment.event_count, deployment.last_event_hash) == (count, final_hash):
-        return True, f"final hash matches event #{count}, the latest in the database", []
+        said = f"; this is version {issued.version} of the report" if issued else ""
+        return True, f"final hash matches event #{count}, the latest in the database{said}", []
     same_point = Event.objects.filter(deployment_id=deployment_id, seq=count).values_list("hash", flat=True).first()
+    if same_point == final_hash and deployment.event_count > count and issued is not None:
+        # An earlier version of the final report: what it says was true up to its event, and it
+        # was issued as that version. Later versions add to it; they do not make it wrong.
+        later = _later_versions(issued)
+        if not may_see:
+            return True, f"this is version {issued.version} of the report; a later version may exist", []
+        newer = deployment.event_count - count
+        return (
+            True,
+            f"this is version {issued.version} of the report: its final hash matches event #{count} in the database"
+            + (f"; {later}" if later else f"; {newer} event{'s' if newer != 1 else ''} were recorded after it"),
+            [("Events in the database", f"{deployment.event_count}, final hash {deployment.last_event_hash}")],
+        )
     if same_point == final_hash and deployment.event_count > count:
         newer = deployment.event_count - count
         if not may_see:

@@ -44,7 +44,20 @@ def _page_context(request, deployment, *, signoff_form=None, report_form=None) -
         "report_form": report_form
         or ReportRequestForm(initial={"paper": settings.REPORT_PAPER}, deployment_zone=deployment.timezone_name),
         "jobs": ReportJob.objects.filter(deployment=deployment).select_related("requested_by")[:RECENT_JOBS],
+        **_versions(deployment),
     }
+
+
+def _versions(deployment) -> dict:
+    """The versions of the final report, newest first (the first file made of each), and how
+    many events the log has that the latest version does not cover."""
+    done = ReportJob.objects.filter(deployment=deployment, state=JobState.DONE, version__isnull=False)
+    first_of_each = {}
+    for job in done.select_related("requested_by").order_by("version", "finished_at", "id"):
+        first_of_each.setdefault(job.version, job)
+    versions = sorted(first_of_each.values(), key=lambda job: job.version, reverse=True)
+    since = deployment.event_count - versions[0].event_count if versions and deployment.is_finished else 0
+    return {"versions": versions, "events_since_latest_version": max(since, 0)}
 
 
 @login_required

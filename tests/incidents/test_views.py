@@ -146,3 +146,25 @@ def test_review_forms_refuse_bad_input_with_400(crew):
     assert client.post(f"{actions}{item.pk}/", {"status": "done"}).status_code == 302
     item.refresh_from_db()
     assert item.status == "done" and item.done_at is not None
+
+
+def test_the_review_page_names_choices_in_words_not_stored_values(crew):
+    """The SEV1's rollback vote reads as the gate's own word ("NO-GO", as on the war room and in
+    the runbook's ☐ GO ☐ NO-GO), never as the stored value."""
+    from approvals.services import cast_vote
+
+    deployment, people = crew
+    for state in ("scheduled", "in_progress"):
+        deployment_services.change_state(deployment.pk, people["lead"], state)
+    incident = services.raise_incident(deployment.pk, people["qa"], severity="sev1", title="Payments fail")
+    cast_vote(incident.rollback_gate_id, people["po"], "no_go", reason="roll back now")  # pauses it
+    deployment_services.change_state(
+        deployment.pk, people["lead"], "rolled_back", reason="payments failed", override_reason="rolled back in this test"
+    )
+    review.add_action_item(deployment.pk, people["qa"], text="Add a payments canary", owner_id=None, due_date=None)
+    review.set_action_status(ActionItem.objects.get().pk, people["qa"], "in_progress")
+
+    html = client_for(people["observer"], htmx=False).get(f"/deployments/{deployment.pk}/review/").content.decode()
+    assert "<strong>Rollback vote:</strong> NO-GO — " in html
+    assert "NO_GO" not in html and "no_go" not in html
+    assert "<td>In progress</td>" in html and "in_progress" not in html

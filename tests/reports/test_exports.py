@@ -82,7 +82,7 @@ def test_summary_counts(finished_crew):
 
 
 @pytest.fixture
-def incident_provider():
+def incident_provider(monkeypatch):
     def incidents(deployment):
         return sections.Section(
             summary="1 incident, resolved",
@@ -96,9 +96,8 @@ def incident_provider():
             records=[{"what": "Error rate spike", "at": deployment.planned_t0}],
         )
 
-    sections.provide("incidents", incidents)
-    yield
-    sections.withdraw("incidents")
+    # monkeypatch puts the incidents app's own provider back afterwards, for the tests that follow.
+    monkeypatch.setitem(sections._providers, "incidents", incidents)
 
 
 def test_other_apps_fill_report_sections(finished_crew, incident_provider, tmp_path):
@@ -122,11 +121,9 @@ def test_a_failing_section_costs_a_section_not_the_report(finished_crew):
     def broken(deployment):
         raise RuntimeError("rollouts table missing")
 
-    sections.provide("rollouts", broken)
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the rollouts app's own provider comes back afterwards
+        patch.setitem(sections._providers, "rollouts", broken)
         record = build_record(deployment.pk)
-    finally:
-        sections.withdraw("rollouts")
     rollouts = next(s for s in record["sections"] if s["key"] == "rollouts")
     assert rollouts["summary"] == "This section could not be collected (see the server log)."
 
