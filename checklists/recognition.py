@@ -297,7 +297,7 @@ def recognise(text: str, tokens, *, parsed_roles=(), parsed_fields=(), parsed_ga
         if stage is not None and stage_sections.get(line.heading, {}).get("percent") == stage:
             pass  # "**Traffic**: 5% of users" under "Stage 1 (5%)": the same stage
         elif stage is not None:
-            entry = {"line": line.number, "percent": stage, "hold_minutes": None, "text": plain}
+            entry = {"line": line.number, "percent": stage, "hold_minutes": _inline_hold(plain), "text": plain}
             found.rollout_stages.append(entry)
             if line.kind == "heading" or line.heading not in stage_sections:
                 stage_sections[line.heading] = entry
@@ -795,6 +795,12 @@ def _stage(line: _Line, plain: str) -> float | None:
     if value > 100:
         return None
     return int(value) if value.is_integer() else value
+
+
+def _inline_hold(text: str) -> int | None:
+    """The hold a stage's own line states ("— hold 15 min", "for 30 minutes"), or None."""
+    match = V.INLINE_HOLD_RE.search(text)
+    return _hold_minutes(text[match.end() : match.end() + 24]) if match else None
 
 
 def _hold_minutes(value: str) -> int | None:

@@ -282,6 +282,10 @@ STAGE_WORDS_RE = re.compile(
 NGINX_WEIGHT_RE = re.compile(r"^\s*server\s+(?P<server>\S+)(?:\s+[^;]*?)?\bweight=(?P<weight>\d+)", re.MULTILINE)
 HOLD_LABEL_RE = re.compile(r"^(?:duration|hold|bake\s+time|soak(?:\s+time)?|wait|observe|observation|monitor(?:ing)?)$",
                            re.IGNORECASE)  # fmt: skip
+# A hold written on the stage's own line: "Stage 1 (10%) — hold 15 min", "bake for 2 hours", "5% of traffic
+# for 30 minutes". The word must be followed by a number (the duration itself is read by the caller).
+INLINE_HOLD_RE = re.compile(r"\b(?:hold|bake|soak|wait|observe|monitor)(?:\s+(?:for|time|period))?\s*[:=\-–—]?\s*(?=\d)"
+                            r"|\bfor\s+(?=\d)", re.IGNORECASE)  # fmt: skip
 
 # --- mojibake ---------------------------------------------------------------------------------------
 

@@ -266,3 +266,15 @@ def test_golive_template():
         (7, "Name"), (7, "Phone"), (8, "Name"), (8, "Phone"), (9, "Name"), (9, "Phone"),
     ]  # fmt: skip
     assert not any(role["name"] in ("Name", "Phone") for role in result["roles"])
+
+
+# --- a progressive-delivery plan: holds written on the stage's own line ----------------------------------
+
+
+def test_a_hold_written_on_the_stage_line_is_the_stage_hold():
+    stages = found("progressive-delivery.md")["rollout_stages"]
+    assert [(s["line"], s["percent"], s["hold_minutes"]) for s in stages] == [
+        (5, 10, 15),  # "### Stage 1 (10%) — hold 15 min"
+        (9, 50, 120),  # "### Stage 2 (50%): bake for 2 hours"
+        (15, 5, 30),  # "- Canary 5% of traffic for 30 minutes"
+    ]
