@@ -1,5 +1,6 @@
 """import: how long a runbook import takes, parse and store, from the shared runbooks to a 1 MB one.
 
+``make bench CASE=import WARROOM_BENCH_RUNBOOKS=path/to/runbooks`` adds a folder of your own.
 For each runbook: parse alone (parse_runbook), then the whole import (import_runbook:
 parse + one transaction of inserts) into the bench database; store_ms is the
 difference of the medians. Also the Markdown export of the stored version, and a
@@ -9,6 +10,7 @@ here is deleted afterwards.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -29,8 +31,13 @@ def _median_ms(function, repeats: int) -> tuple[float, object]:
 
 
 def _runbooks():
-    for path in sorted(DEMO.glob("*.md")):
-        yield path.name, path.read_bytes(), 7
+    """The demo runbooks, any in WARROOM_BENCH_RUNBOOKS (a folder of .md files: a team's own), then 1 MB."""
+    folders = [DEMO]
+    if os.environ.get("WARROOM_BENCH_RUNBOOKS"):
+        folders.append(Path(os.environ["WARROOM_BENCH_RUNBOOKS"]))
+    for folder in folders:
+        for path in sorted(folder.glob("*.md")):
+            yield path.name, path.read_bytes(), 7
     from bench.synthetic import make_synthetic_runbook
 
     yield f"synthetic-{SYNTHETIC_BYTES // 1000}kB", make_synthetic_runbook(SYNTHETIC_BYTES).encode(), 3
