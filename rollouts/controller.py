@@ -177,7 +177,7 @@ def plan_spec(plan: RolloutPlan) -> dict:
                 "source": g.source_def.name if g.source_def else "manual",
                 **g.source_config,
                 "comparator": g.comparator,
-                "threshold": g.threshold,
+                "threshold": int(g.threshold) if float(g.threshold).is_integer() else g.threshold,
                 "unit": g.unit,
                 "consecutive_bad": g.consecutive_bad,
             }

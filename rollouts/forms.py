@@ -114,6 +114,11 @@ def _minutes(seconds: int) -> Decimal | int:
     return int(minutes) if minutes == minutes.to_integral_value() else minutes.quantize(Decimal("0.01"))
 
 
+def _plain_number(value):
+    """1.0 shows as 1: a threshold typed as a whole number reads back as one."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def initial_from_spec(spec: dict | None) -> tuple[dict, list[dict], list[dict]]:
     """(plan fields, stage rows, gate rows) showing a spec: a saved plan, a step's block, a draft."""
     spec = spec or {}
@@ -138,7 +143,7 @@ def initial_from_spec(spec: dict | None) -> tuple[dict, list[dict], list[dict]]:
             "source": gate.get("source", MANUAL),
             "query": gate.get("query") or gate.get("path") or "",
             "comparator": gate.get("comparator", "<"),
-            "threshold": gate.get("threshold"),
+            "threshold": _plain_number(gate.get("threshold")),
             "unit": gate.get("unit", ""),
             "consecutive_bad": gate.get("consecutive_bad", 1),
         }
