@@ -350,6 +350,34 @@ def _store_step_content(
 ACTION_FENCE = "warroom"
 
 
+def is_action_block(info: str) -> bool:
+    return info.strip().split(" ")[0].lower() == ACTION_FENCE
+
+
+def action_problems(action: str, config: dict) -> str:
+    """What is wrong with a step's automated action, in words ("" when nothing is).
+
+    The one check for an import's ``warroom`` block and the editor's saves alike: the app
+    that runs the actions (rollouts) knows what each one needs.
+    """
+    from django.core.exceptions import ValidationError
+
+    from rollouts.actions import validate_action
+
+    try:
+        validate_action(action, config)
+    except ValidationError as exc:
+        return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
+    return ""
+
+
+def action_block_text(action: str, config: dict) -> str:
+    """The JSON of a step's ``warroom`` block, as the editor writes it and an import reads it back."""
+    import json
+
+    return json.dumps({"action": action, **config}, indent=2, ensure_ascii=False)
+
+
 def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
     """A fenced block tagged ``warroom`` on a step defines its automated action, e.g.
 
@@ -362,11 +390,7 @@ def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
     """
     import json
 
-    from django.core.exceptions import ValidationError
-
-    from rollouts.actions import validate_action
-
-    blocks = [b for b in parsed_step.code_blocks if b.info.strip().split(" ")[0].lower() == ACTION_FENCE]
+    blocks = [b for b in parsed_step.code_blocks if is_action_block(b.info)]
     if not blocks:
         return
     if len(blocks) > 1:
@@ -379,10 +403,8 @@ def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
     if not isinstance(spec, dict) or "action" not in spec:
         raise RunbookImportError('The warroom block needs an "action".', line=block.line)
     action = spec.pop("action")
-    try:
-        validate_action(action, spec)
-    except ValidationError as exc:
-        messages = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
+    messages = action_problems(action, spec)
+    if messages:
         raise RunbookImportError(messages, line=_line_naming(block, messages)) from None
     step.action, step.action_config = action, spec
     step.save(update_fields=["action", "action_config"])

@@ -22,6 +22,8 @@ from checklists.models import (
     ItemKind,
     RunbookEdit,
     RunbookVersion,
+    StepAction,
+    TemplateCodeBlock,
     TemplateItem,
     TemplatePhase,
     TemplateRole,
@@ -43,10 +45,12 @@ __all__ = [
     "parse_offset",
     "remove_item",
     "remove_phase",
+    "remove_rollout",
     "remove_step",
     "rename_phase",
     "rename_step",
     "rename_version",
+    "set_rollout",
     "set_step_gate",
     "set_step_role",
     "set_step_timing",
@@ -717,3 +721,116 @@ def remove_item(user, item_id: int) -> TemplateStep:
         )
         item.delete()
     return step
+
+
+# --- the rollout plan ---------------------------------------------------------------------------
+#
+# One step of a version carries the traffic rollout: its action is "rollout" and its settings
+# are the plan. The step keeps the plan as its ``warroom`` block too (a code block), as an
+# import leaves it, so the Markdown export writes the plan back and an import reads it again.
+
+
+def _plan_words(config: dict) -> str:
+    weights = " → ".join(f"{stage.get('weight')} %" for stage in config.get("stages") or [])
+    gates = len(config.get("gates") or [])
+    return f"{weights or 'one stage'}, {_count(gates, 'metric gate')}"
+
+
+def _write_action_block(step: TemplateStep, text: str | None) -> None:
+    """Replace the step's warroom block with ``text`` (None: remove it); a new one goes at the end."""
+    from checklists.importing import is_action_block
+
+    blocks = [block for block in step.code_blocks.select_for_update().order_by("position", "id") if is_action_block(block.info)]
+    if text is None:
+        for block in blocks:
+            block.delete()
+        return
+    if blocks:
+        first, *others = blocks
+        first.code = text
+        first.save(update_fields=["code"])
+        for block in others:
+            block.delete()
+        return
+    ends = [step.items.aggregate(n=Max("position"))["n"], step.code_blocks.aggregate(n=Max("position"))["n"]]
+    last = max((n for n in ends if n is not None), default=None)
+    TemplateCodeBlock.objects.create(step=step, position=0 if last is None else last + 1, info="warroom", code=text)
+
+
+def _clear_rollout(step: TemplateStep) -> None:
+    step.action, step.action_config = "", {}
+    step.save(update_fields=["action", "action_config"])
+    _write_action_block(step, None)
+
+
+def set_rollout(user, version_id: int, step_id: int, config: dict) -> TemplateStep:
+    """Make ``step_id`` the version's rollout step with the plan ``config`` (a plan spec).
+
+    The plan is checked exactly as an imported ``warroom`` block is. Another step that
+    carried the rollout gives it up; a step that runs another automated action is refused.
+    """
+    from checklists.importing import action_block_text, action_problems
+
+    _require_editor(user)
+    problems = action_problems(StepAction.ROLLOUT, config)
+    if problems:
+        raise TemplateEditError(f"The rollout plan cannot be saved: {problems}.")
+    with transaction.atomic():
+        _lock_version(version_id)
+        step = TemplateStep.objects.select_for_update().filter(pk=step_id, phase__version_id=version_id).first()
+        if step is None:
+            raise TemplateEditError("That step is not in this runbook version: reload the page.")
+        if step.action and step.action != StepAction.ROLLOUT:
+            raise TemplateEditError(
+                f"Step “{_step_label(step)}” already runs {step.get_action_display().lower()}: "
+                "a step carries one automated action, so choose another step for the rollout."
+            )
+        previous = list(
+            TemplateStep.objects.select_for_update()
+            .filter(phase__version_id=version_id, action=StepAction.ROLLOUT)
+            .exclude(pk=step.pk)
+            .order_by("phase__position", "position")
+        )
+        before = {"step": None, "plan": None}
+        if step.action == StepAction.ROLLOUT:
+            before = {"step": step.title, "plan": step.action_config}
+        elif previous:
+            before = {"step": previous[0].title, "plan": previous[0].action_config}
+        for other in previous:
+            _clear_rollout(other)
+        step.action, step.action_config = StepAction.ROLLOUT, config
+        step.save(update_fields=["action", "action_config"])
+        _write_action_block(step, action_block_text(StepAction.ROLLOUT, config))
+        moved = f" (moved from step “{_short(previous[0].title)}”)" if previous else ""
+        _record_edit(
+            user,
+            version_id,
+            "step.rollout",
+            f"Rollout plan on step “{_step_label(step)}”{moved}: {_plan_words(config)}",
+            before=before,
+            after={"step": step.title, "plan": config},
+        )
+    return step
+
+
+def remove_rollout(user, version_id: int) -> None:
+    """The version no longer carries a rollout plan: its step keeps its items and loses the action."""
+    _require_editor(user)
+    with transaction.atomic():
+        _lock_version(version_id)
+        steps = list(
+            TemplateStep.objects.select_for_update()
+            .filter(phase__version_id=version_id, action=StepAction.ROLLOUT)
+            .order_by("phase__position", "position")
+        )
+        if not steps:
+            raise TemplateEditError("This version has no rollout plan to remove.")
+        _record_edit(
+            user,
+            version_id,
+            "step.rollout_remove",
+            f"Removed the rollout plan from step “{_step_label(steps[0])}”: {_plan_words(steps[0].action_config)}",
+            before={"step": steps[0].title, "plan": steps[0].action_config},
+        )
+        for step in steps:
+            _clear_rollout(step)

@@ -26,7 +26,7 @@ from django.template.loader import render_to_string
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from checklists import services
+from checklists import hooks, services
 from checklists.forms import (
     GateForm,
     ItemForm,
@@ -307,6 +307,7 @@ def _page_context(request, version: RunbookVersion) -> dict:
         timeline=list(version.timeline.select_related("role")),
         deployment_count=version.deployments.count(),
         other_versions=list(version.runbook.versions.exclude(pk=version.pk).order_by("-number").values("pk", "number")),
+        sections=hooks.version_sections(request, version),
     )
     for entry in context["timeline"]:
         entry.offset_label = services.format_offset(entry.offset_minutes)

@@ -164,6 +164,28 @@ def define_plan(deployment: Deployment, spec: dict, *, step=None, actor=None) ->
     return plan
 
 
+def plan_spec(plan: RolloutPlan) -> dict:
+    """A saved plan as the spec ``define_plan`` takes (and a runbook's ``warroom`` block holds)."""
+    return {
+        "strategy": plan.strategy,
+        "router": plan.router_def.name if plan.router_def else "manual",
+        "sample": plan.sample_seconds,
+        "stages": [{"weight": s.weight, "hold": s.hold_seconds} for s in plan.stages.all()],
+        "gates": [
+            {
+                "name": g.name,
+                "source": g.source_def.name if g.source_def else "manual",
+                **g.source_config,
+                "comparator": g.comparator,
+                "threshold": int(g.threshold) if float(g.threshold).is_integer() else g.threshold,
+                "unit": g.unit,
+                "consecutive_bad": g.consecutive_bad,
+            }
+            for g in plan.gates.all()
+        ],
+    }
+
+
 def setup_from_runbook(deployment: Deployment) -> None:
     """Called when a deployment is created (a ``deployments.hooks.on_created`` receiver).
 

@@ -56,7 +56,19 @@ def suggested_gates(recognised: dict) -> list[dict]:
 
 
 def draft_plan(recognised: dict) -> tuple[dict, tuple[int, int] | None] | None:
-    """(plan spec, (phase, step) of the first stage) from the recognised stages, or None without any.
+    """(plan spec, (phase, step) of the first stage) from the recognised stages, or None without any."""
+    drafted = _draft(recognised)
+    return drafted[:2] if drafted else None
+
+
+def draft_lines(recognised: dict) -> list[int]:
+    """The runbook's lines the draft was made from (its stages and thresholds), for "drafted from lines …"."""
+    drafted = _draft(recognised)
+    return drafted[2] if drafted else []
+
+
+def _draft(recognised: dict) -> tuple[dict, tuple[int, int] | None, list[int]] | None:
+    """The draft, where its first stage is, and the source lines it was read from.
 
     Stages are the whole per cents the runbook names below 100, in rising order, each held as
     long as the runbook says (0 where it says nothing); a last stage at 100 % is added when the
@@ -66,10 +78,13 @@ def draft_plan(recognised: dict) -> tuple[dict, tuple[int, int] | None] | None:
     stages: dict[int, int] = {}
     phases = set()
     first_place = None
+    lines = set()
     for entry in recognised.get("rollout_stages") or []:
         percent = entry.get("percent")
         if isinstance(percent, bool) or not isinstance(percent, int) or not 0 < percent <= 100:
             continue  # "0.5 %" is not a weight a router takes
+        if isinstance(entry.get("line"), int):
+            lines.add(entry["line"])
         hold = entry.get("hold_minutes")
         if percent not in stages or (not stages[percent] and isinstance(hold, int)):
             stages[percent] = hold if isinstance(hold, int) and hold >= 0 else 0
@@ -90,10 +105,12 @@ def draft_plan(recognised: dict) -> tuple[dict, tuple[int, int] | None] | None:
         if key not in seen:
             seen.add(key)
             gates.append(gate)
+            if isinstance(threshold.get("line"), int):
+                lines.add(threshold["line"])
     spec = {
         "strategy": "canary",
         "router": "manual",
         "stages": [{"weight": percent, "hold": f"{stages[percent]}m"} for percent in sorted(stages)],
         "gates": gates,
     }
-    return spec, first_place
+    return spec, first_place, sorted(lines)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("deployments/<int:pk>/runs/<int:run_pk>/cancel/", views.cancel, name="cancel"),
     path("deployments/<int:pk>/runs/<int:run_pk>/log.txt", views.log_download, name="log"),
     path("deployments/<int:pk>/rollout/plan/", views.rollout_plan, name="plan"),
+    path("runbooks/versions/<int:pk>/rollout/", views.runbook_rollout, name="runbook_plan"),
     path("deployments/<int:pk>/rollout/gates/<int:gate_pk>/reading/", views.rollout_reading, name="reading"),
     path("deployments/<int:pk>/rollout/<slug:verb>/", views.rollout_action, name="rollout"),
 ]

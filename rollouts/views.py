@@ -1,17 +1,21 @@
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, StreamingHttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from checklists import services as checklist_services
+from checklists.importing import action_block_text
+from checklists.models import RunbookVersion, StepAction
 from deployments.models import Step
 from deployments.permissions import access_for, get_visible_deployment_or_404
 from deployments.services import InvalidChange
 from deployments.views import service_response, toast_response
-from rollouts import controller, drafting, runs
-from rollouts.models import MetricGate, MetricSource, RolloutPlan, Router, TaskLogLine, TaskRun
+from rollouts import controller, drafting, runbook_plan, runs
+from rollouts.forms import RolloutPlanEditor, readable
+from rollouts.models import MetricGate, RolloutPlan, RolloutState, TaskLogLine, TaskRun
 
 
 @login_required
@@ -90,62 +94,96 @@ def rollout_reading(request, pk, gate_pk):
     )
 
 
+def _suggested(recognised: dict, spec: dict | None) -> list[dict]:
+    """The runbook's thresholds as gates the plan does not have yet (by name), each with its line."""
+    in_plan = {str(gate.get("name", "")).casefold() for gate in (spec or {}).get("gates") or []}
+    return [gate for gate in drafting.suggested_gates(recognised or {}) if gate["name"].casefold() not in in_plan]
+
+
 @login_required
+@require_http_methods(["GET", "POST"])
 def rollout_plan(request, pk):
-    """The lead edits the plan as JSON (the same format as the runbook's warroom block)."""
+    """The lead edits the plan with a form; everyone else reads it. Either way, the plan is
+    also shown as the ``warroom`` block a runbook carries it in."""
     deployment = get_visible_deployment_or_404(request.user, pk)
     access = access_for(request.user, deployment)
-    plan = RolloutPlan.objects.filter(deployment=deployment).first()
-    text = request.POST.get("plan", "") if request.method == "POST" else json.dumps(plan_spec(plan), indent=2) if plan else ""
+    plan = RolloutPlan.objects.filter(deployment=deployment).select_related("step").first()
+    spec = controller.plan_spec(plan) if plan else None
+    editable = access.is_lead and not deployment.is_finished and (plan is None or plan.state == RolloutState.DRAFT)
+    if request.method == "POST" and not access.is_lead:
+        return toast_response("Only the lead edits the rollout plan.", 403)
+    suggested = _suggested(deployment.runbook_version.recognised, spec)
+    editor = RolloutPlanEditor(
+        request.POST if request.method == "POST" else None,
+        spec=spec,
+        suggested=[{k: v for k, v in gate.items() if k != "line"} for gate in suggested],
+    )
     status = 200
-    if request.method == "POST":
-        if not access.is_lead:
-            return toast_response("Only the lead edits the rollout plan.", 403)
-        try:
-            spec = json.loads(text)
-            controller.define_plan(deployment, spec, step=plan.step if plan else None, actor=request.user)
-        except ValueError as exc:
-            messages.error(request, f"Not valid JSON: {exc}")
-            status = 400
-        except InvalidChange as exc:
-            messages.error(request, str(exc))
-            status = 400
-        else:
-            messages.success(request, "Rollout plan saved.")
-            return redirect("deployments:warroom", pk)
-    in_plan = {name.casefold() for name in plan.gates.values_list("name", flat=True)} if plan else set()
-    suggested = [
-        {"line": gate.pop("line"), "name": gate["name"], "json": json.dumps(gate, ensure_ascii=False)}
-        for gate in drafting.suggested_gates(deployment.runbook_version.recognised or {})
-        if gate["name"].casefold() not in in_plan
-    ]
+    if request.method == "POST" and not editor.row_change:
+        if editor.is_valid():
+            try:
+                controller.define_plan(deployment, editor.spec, step=plan.step if plan else None, actor=request.user)
+            except InvalidChange as exc:  # started or finished meanwhile: said on the form, nothing lost
+                editor.problems.append(str(exc))
+            else:
+                messages.success(request, "Rollout plan saved.")
+                return redirect("deployments:warroom", pk)
+        status = 400
     context = {
         "d": deployment,
         "access": access,
-        "text": text,
-        "routers": Router.objects.all(),
-        "sources": MetricSource.objects.all(),
+        "plan": plan,
+        "editable": editable,
+        "editor": editor,
         "suggested": suggested,
+        "spec": readable(spec),
+        "warroom_block": action_block_text(StepAction.ROLLOUT, spec) if spec else "",
     }
     return render(request, "rollouts/plan.html", context, status=status)
 
 
-def plan_spec(plan) -> dict:
-    return {
-        "strategy": plan.strategy,
-        "router": plan.router_def.name if plan.router_def else "manual",
-        "sample": plan.sample_seconds,
-        "stages": [{"weight": s.weight, "hold": s.hold_seconds} for s in plan.stages.all()],
-        "gates": [
-            {
-                "name": g.name,
-                "source": g.source_def.name if g.source_def else "manual",
-                **g.source_config,
-                "comparator": g.comparator,
-                "threshold": g.threshold,
-                "unit": g.unit,
-                "consecutive_bad": g.consecutive_bad,
-            }
-            for g in plan.gates.all()
-        ],
-    }
+# --- the rollout plan of a runbook version (the runbook editor) ------------------------------
+
+
+def _runbook_plan_answer(request, context: dict, status: int = 200) -> HttpResponse:
+    """The section alone for htmx (the version page swaps it in place), else its own page."""
+    if request.headers.get("HX-Request"):
+        return HttpResponse(runbook_plan.render_section(request, context), status=status)
+    return render(request, runbook_plan.TEMPLATE, context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def runbook_rollout(request, pk):
+    """A runbook version's rollout plan: readers see it, runbook editors change it.
+
+    The version page shows the same section; this page is where its form lands without
+    JavaScript (adding a row, an error) and where the section can be linked to.
+    """
+    checklist_services.require_reader(request.user)
+    version = get_object_or_404(RunbookVersion.objects.select_related("runbook"), pk=pk)
+    if request.method == "GET":
+        return _runbook_plan_answer(request, runbook_plan.editor_context(request, version))
+    if not checklist_services.can_edit_runbooks(request.user):
+        raise PermissionDenied("Only runbook editors may change a runbook's rollout plan.")
+    try:
+        if "remove_plan" in request.POST:
+            checklist_services.remove_rollout(request.user, version.pk)
+            message = "Rollout plan removed: no step of this version moves traffic."
+        else:
+            context = runbook_plan.editor_context(request, version, request.POST)
+            editor = context["editor"]
+            if editor.row_change:
+                return _runbook_plan_answer(request, context)
+            if not editor.is_valid():
+                return _runbook_plan_answer(request, context, 400)
+            step = checklist_services.set_rollout(request.user, version.pk, editor.step_id, editor.spec)
+            message = f"Rollout plan saved on step “{step.title}”."
+    except checklist_services.TemplateEditError as error:
+        context = runbook_plan.editor_context(request, version, request.POST)
+        context["editor"].problems.append(str(error))
+        return _runbook_plan_answer(request, context, 400)
+    if request.headers.get("HX-Request"):
+        return _runbook_plan_answer(request, runbook_plan.editor_context(request, version, status_message=message))
+    messages.success(request, message)
+    return redirect(reverse("checklists:version", args=[version.pk]) + f"#{runbook_plan.SECTION_ID}")

@@ -51,7 +51,7 @@ from django.utils import timezone
 
 from approvals import services as approval_services
 from approvals.models import ApiToken, Gate, RequiredApproval, Vote
-from checklists.models import RunbookVersion, TemplateItem, TemplatePhase, TemplateStep
+from checklists.models import RunbookEdit, RunbookVersion, TemplateItem, TemplatePhase, TemplateStep
 from comms import services as comms_services
 from comms.models import Channel, Message, MessageTemplate, ScheduledSend, StatusPage
 from deployments import services
@@ -223,6 +223,24 @@ def with_plan(state="draft", *, running_deployment=True):
         w.obj.metric_gate = w.obj.plan.gates.get()
 
     return setup
+
+
+def plan_form_post(**fields):
+    """The rollout plan form's fields for PLAN (forms.RolloutPlanEditor), as a browser posts them."""
+    data = {"strategy": PLAN["strategy"], "router": PLAN["router"], "sample": PLAN["sample"], **fields}
+    data |= {"stage-TOTAL_FORMS": len(PLAN["stages"]), "stage-INITIAL_FORMS": 0}
+    for index, stage in enumerate(PLAN["stages"]):
+        data |= {f"stage-{index}-weight": stage["weight"], f"stage-{index}-hold": 5 if stage["hold"] else 0}
+    data |= {"gate-TOTAL_FORMS": len(PLAN["gates"]), "gate-INITIAL_FORMS": 0}
+    for index, gate in enumerate(PLAN["gates"]):
+        data |= {f"gate-{index}-{key}": value for key, value in gate.items()}
+        data |= {f"gate-{index}-comparator": "<", f"gate-{index}-consecutive_bad": 1}
+    return data
+
+
+def runbook_rollout_state(w):
+    steps = TemplateStep.objects.filter(phase__version=w.editable).order_by("pk")
+    return list(steps.values_list("action", "action_config")), RunbookEdit.objects.filter(version=w.editable).count()
 
 
 def plan_state(w):
@@ -1101,6 +1119,17 @@ ROWS: list[Row] = [
     ),
     editor_row("checklists:item_move", "checklists:item_move", kwargs=item_pk, data=lambda w: {"direction": "down"}),
     editor_row("checklists:item_remove", "checklists:item_remove", kwargs=item_pk, data=lambda w: {}),
+    global_row("rollouts:runbook_plan", "rollouts:runbook_plan", "GET", ok=200, allowed=RUNBOOK_READERS, kwargs=version_pk),
+    global_row(
+        "rollouts:runbook_plan[POST]",
+        "rollouts:runbook_plan",
+        "POST",
+        ok=302,
+        allowed=RUNBOOK_EDITORS,
+        kwargs=version_pk,
+        data=lambda w: plan_form_post(step=step_pk(w)["pk"]),
+        state=runbook_rollout_state,
+    ),
     # --- automated steps and rollouts ---
     deployment_row(
         "rollouts:start",
@@ -1136,7 +1165,7 @@ ROWS: list[Row] = [
         allowed=("lead",),
         setup=with_plan(running_deployment=False),
         kwargs=pk,
-        data=lambda w: {"plan": json.dumps({**PLAN, "sample": 60})},
+        data=lambda w: plan_form_post(sample=60),
         state=lambda w: (events(w), list(RolloutPlan.objects.filter(deployment=w.d).values_list("pk", "sample_seconds"))),
     ),
     deployment_row(

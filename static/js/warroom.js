@@ -398,3 +398,16 @@
     if (form.getAttribute("data-reset-on-success") === "close" && details) details.open = false;
   });
 })();
+
+/* A form marked data-swap-errors (the rollout plan) answers a refused save with itself and
+ * its errors next to the fields (400): show that answer in place instead of a toast. */
+(function () {
+  "use strict";
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var elt = e.detail.requestConfig && e.detail.requestConfig.elt;
+    if (e.detail.xhr.status === 400 && elt && elt.closest && elt.closest("[data-swap-errors]")) {
+      e.detail.shouldSwap = true;
+      e.detail.isError = false;
+    }
+  });
+})();

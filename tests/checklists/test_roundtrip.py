@@ -16,6 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.synthetic import make_synthetic_runbook
+from checklists import services as checklist_services
+from checklists.importing import export_markdown, import_runbook
+from checklists.models import TemplateStep
 from checklists.parsing import (
     ParsedItem,
     ParsedPhase,
@@ -25,6 +28,8 @@ from checklists.parsing import (
     parse_runbook,
 )
 from checklists.rendering import render_markdown
+from tests.factories import make_user
+from tests.rollouts.test_plan_form import CANARY_RUNBOOK
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "checklists" / "demo"
 SHARED = ["smartwallet-checklist.md", "expense-accounts-procedure.md"]
@@ -236,3 +241,31 @@ def test_random_input_only_ever_raises_import_errors(data):
         assert str(error)
         return
     assert_round_trip(render_markdown(runbook))
+
+
+# --- a rollout plan saved in the runbook editor ------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_export_and_import_keep_the_plan_saved_in_the_editor():
+    editor = make_user("editor")
+    editor.is_staff = True
+    editor.save(update_fields=["is_staff"])
+    canary_version = import_runbook(CANARY_RUNBOOK, filename="canary.md").version
+    step = TemplateStep.objects.get(phase__version=canary_version, title="Stage 1 (10%)")
+    spec = {
+        "strategy": "canary",
+        "router": "manual",
+        "sample": 30,
+        "stages": [{"weight": 10, "hold": 900}, {"weight": 100, "hold": 0}],
+        "gates": [{"name": "Error rate", "source": "manual", "comparator": "<", "threshold": 1, "unit": "%",
+                   "consecutive_bad": 1}],
+    }  # fmt: skip
+    checklist_services.set_rollout(editor, canary_version.pk, step.pk, spec)
+    markdown = export_markdown(canary_version)
+    assert "```warroom" in markdown
+    again = import_runbook(markdown, filename="exported.md").version
+    carried = TemplateStep.objects.get(phase__version=again, action="rollout")
+    assert carried.title == "Stage 1 (10%)"
+    assert carried.action_config == spec
+    assert export_markdown(again) == markdown

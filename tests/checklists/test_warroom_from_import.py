@@ -158,9 +158,18 @@ def test_thresholds_without_stages_are_offered_on_the_plan_page():
     lead = deployment.participants.get(is_lead=True).user
     client = Client()
     client.force_login(lead)
-    html = client.get(reverse("rollouts:plan", args=[deployment.pk])).content.decode()
-    assert "Metric gates the runbook names" in html
-    assert "&quot;name&quot;: &quot;Error rate&quot;" in html and "&quot;source&quot;: &quot;manual&quot;" in html
+    url = reverse("rollouts:plan", args=[deployment.pk])
+    html = client.get(url).content.decode()
+    assert "Thresholds the runbook names" in html
+    assert "Error rate &lt; 1 %" in html and "p95 latency &lt; 300 ms" in html
+    # "Add to the plan" (a submit button: no JavaScript needed) puts it in the form as a gate a person reads.
+    empty_form = {"strategy": "canary", "router": "manual", "sample": "30", "stage-TOTAL_FORMS": "0",
+                  "stage-INITIAL_FORMS": "0", "gate-TOTAL_FORMS": "0", "gate-INITIAL_FORMS": "0"}  # fmt: skip
+    html = client.post(url, {**empty_form, "add_suggested": "0"}).content.decode()
+    assert 'name="gate-0-name" value="Error rate"' in html
+    assert 'name="gate-0-threshold" value="1"' in html
+    assert re.search(r'name="gate-0-source"[^>]*>\s*<option value="manual" selected>', html)
+    assert not RolloutPlan.objects.filter(deployment=deployment).exists()
 
 
 # --- where an approval stands ---------------------------------------------------------------------------
