@@ -18,7 +18,9 @@ and returns a URL for each. Plain ``manage.py`` commands keep the superuser URL.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -152,7 +154,32 @@ def start_redis() -> str:
 
 
 def ensure_environment() -> None:
-    """Fill DATABASE_URL / REDIS_URL from the embedded services when they are not set."""
+    """What an entry point does before Django's settings are read: fill DATABASE_URL / REDIS_URL
+    from the embedded services when they are not set and, on a developer's machine, the secret key."""
+    _ensure_services()
+    _ensure_development_secret_key()
+
+
+def _ensure_development_secret_key() -> None:
+    """The embedded default or DJANGO_DEBUG without a key: a random one kept under .run/, so
+    sessions survive restarts. Production (neither) must set DJANGO_SECRET_KEY itself."""
+    embedded = os.environ.get("WARROOM_EMBEDDED_ACTIVE") == "1"
+    debug = os.environ.get("DJANGO_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    if not os.environ.get("DJANGO_SECRET_KEY") and (embedded or debug):
+        key_file = RUN_DIR / "secret_key"
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(64))
+            key_file.chmod(0o600)
+        os.environ["DJANGO_SECRET_KEY"] = key_file.read_text().strip()
+    key = os.environ.get("DJANGO_SECRET_KEY")
+    if embedded and key:
+        # The demo's traffic router verifies HMAC signatures (rollouts.demo); on a developer
+        # machine its secret is derived from the key, the same in every process.
+        os.environ.setdefault("WARROOM_DEMO_ROUTER_SECRET", hashlib.sha256(f"demo-router:{key}".encode()).hexdigest())
+
+
+def _ensure_services() -> None:
     if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
         return
     if os.environ.get("WARROOM_EMBEDDED", "1") == "0":

@@ -7,9 +7,7 @@ ImproperlyConfigured at start-up instead of being guessed at. See README.md
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -70,28 +68,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# No DATABASE_URL means the embedded default: a developer's machine, not production.
-EMBEDDED_DEFAULT = not os.environ.get("DATABASE_URL") or os.environ.get("WARROOM_EMBEDDED_ACTIVE") == "1"
+# Importing settings starts nothing and writes nothing: the entry points (`make run`'s launcher,
+# manage.py, the test and bench set-ups) call ``warroom.embedded.ensure_environment()`` first,
+# which starts the embedded PostgreSQL and Redis when no URLs are given and, on a developer's
+# machine, keeps a secret key under .run/.
+EMBEDDED_DEFAULT = os.environ.get("WARROOM_EMBEDDED_ACTIVE") == "1"
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG and not EMBEDDED_DEFAULT:
-        raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. Set it to 50+ random characters "
-            "(python -c 'import secrets; print(secrets.token_urlsafe(64))')."
-        )
-    # Development only: a random key kept under .run/ so sessions survive restarts.
-    key_file = embedded.RUN_DIR / "secret_key"
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(64))
-        key_file.chmod(0o600)
-    SECRET_KEY = key_file.read_text().strip()
-
-if EMBEDDED_DEFAULT:
-    # The demo's traffic router verifies HMAC signatures (rollouts.demo); on a developer
-    # machine its secret is derived from the secret key, the same in every process.
-    os.environ.setdefault("WARROOM_DEMO_ROUTER_SECRET", hashlib.sha256(f"demo-router:{SECRET_KEY}".encode()).hexdigest())
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. Set it to 50+ random characters "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(64))'); `make run` and manage.py "
+        "make one for a developer's machine."
+    )
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -179,9 +168,13 @@ TEMPLATES = [
 ]
 
 # --- data stores -------------------------------------------------------------------
-embedded.ensure_environment()
-DATABASE_URL = os.environ["DATABASE_URL"]
-REDIS_URL = os.environ["REDIS_URL"]
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if not DATABASE_URL or not REDIS_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL and REDIS_URL must be set; `make run` and manage.py start the embedded PostgreSQL "
+        "and Redis when they are not."
+    )
 if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     raise ImproperlyConfigured("DATABASE_URL must be a postgresql:// URL (Warroom needs PostgreSQL)")
 if not REDIS_URL.startswith(("redis://", "rediss://")):

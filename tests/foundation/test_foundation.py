@@ -58,6 +58,36 @@ def test_production_without_secret_key_refuses_to_start():
     assert result.returncode != 0 and "DJANGO_SECRET_KEY is not set" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"DJANGO_DEBUG": "1"}, "DJANGO_SECRET_KEY is not set"),  # a developer's machine, no key yet
+        ({"DJANGO_SECRET_KEY": "k" * 60}, "DATABASE_URL and REDIS_URL must be set"),
+    ],
+)
+def test_importing_settings_starts_nothing_and_writes_nothing(tmp_path, given, message):
+    """Only the entry points start the embedded services or write a key; the settings say what is missing."""
+    run_dir = tmp_path / "run"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "WARROOM_EMBEDDED_ACTIVE") and not k.startswith("DJANGO_")
+    }
+    env.update(WARROOM_RUN_DIR=str(run_dir), DJANGO_SETTINGS_MODULE="warroom.settings", **given)
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not run_dir.exists()  # no data directory, no key file, no PostgreSQL or Redis started there
+
+
 @pytest.mark.django_db
 def test_healthz_is_503_without_a_worker():
     response = Client().get("/healthz")
