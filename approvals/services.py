@@ -308,13 +308,14 @@ class Tally:
 
 
 def eligible_voters(gate: Gate) -> dict[int, set[int]]:
-    """user id → ids of the voting roles they hold (lead-only people do not vote)."""
-    voter_role_ids = set(gate.voter_roles.values_list("pk", flat=True))
+    """user id → ids of the voting roles they hold (lead-only people do not vote). One query."""
+    voter_role_ids = {r.pk for r in gate.voter_roles.all()}
     result: dict[int, set[int]] = {}
-    for participant in Participant.objects.filter(deployment_id=gate.deployment_id).prefetch_related("roles"):
-        held = {r.pk for r in participant.roles.all()} & voter_role_ids
-        if held:
-            result[participant.user_id] = held
+    held = Participant.roles.through.objects.filter(
+        participant__deployment_id=gate.deployment_id, deploymentrole_id__in=voter_role_ids
+    ).values_list("participant__user_id", "deploymentrole_id")
+    for user_id, role_id in held:
+        result.setdefault(user_id, set()).add(role_id)
     return result
 
 
@@ -343,7 +344,7 @@ def tally(gate: Gate, votes=None, voters=None) -> Tally:
 
 def evaluate(gate: Gate, votes_tally: Tally, voters: dict[int, set[int]]) -> tuple[str | None, str]:
     """The rule applied to the current votes: (decision or None, why in words)."""
-    veto_ids = set(gate.veto_roles.values_list("pk", flat=True))
+    veto_ids = {r.pk for r in gate.veto_roles.all()}
     for vote in votes_tally.no_go:
         if voters.get(vote.voter_id, set()) & veto_ids:
             return Decision.NO_GO, f"Veto by {_name(vote.voter)}: {vote.reason}"
@@ -430,49 +431,68 @@ def refresh_gates(deployment_id: int) -> None:
         _push(deployment_id)
 
 
-@transaction.atomic
 def cast_vote(gate_id: int, user, choice: str, *, reason: str = "") -> Vote:
-    """One vote per person per gate, changeable until the gate closes; the gate row lock
-    makes fifty simultaneous votes count once each and close the gate once."""
-    lock_deployment_of(Gate, gate_id)
-    gate = (
-        Gate.objects.select_for_update(of=("self",))
-        .select_related("deployment", "decider_role", "item__step__phase")
-        .get(pk=gate_id)
-    )
-    deployment = gate.deployment
-    access = access_for(user, deployment)
-    if not access.can_view:
+    """One vote per person per gate, changeable until the gate closes.
+
+    Checked, then applied. What does not depend on other people's writes (may this person see
+    the deployment, is the choice and reason valid) is checked before taking any lock, so fifty
+    people voting at once do that part side by side. Under the deployment's lock (deployments/
+    locks.py) the gate's state, the voter's eligibility and the tally are read again and the vote,
+    its event and any decision are written in a handful of statements: the lock serialises only
+    that, so the votes count once each and the gate closes once.
+    """
+    deployment_id = Gate.objects.filter(pk=gate_id).values_list("deployment_id", flat=True).first()
+    if deployment_id is None:
+        raise Gate.DoesNotExist(f"No gate {gate_id}")
+    if not access_for(user, Deployment.objects.get(pk=deployment_id)).can_view:
         raise Gate.DoesNotExist
-    require_unfinished(deployment, "its gates take no more votes")
     if choice not in Decision.values:
         raise InvalidChange("Vote GO or NO-GO.")
+    reason = reason.strip()
+    if choice == Decision.NO_GO and not reason:
+        raise InvalidChange("A NO-GO needs a reason.")
+    if len(reason) > 2000:
+        raise InvalidChange("That reason is too long (2,000 characters at most).")
+    with transaction.atomic():
+        return _apply_vote(deployment_id, gate_id, user, choice, reason)
+
+
+def _apply_vote(deployment_id: int, gate_id: int, user, choice: str, reason: str) -> Vote:
+    deployment = lock_deployment(deployment_id)
+    gate = (
+        Gate.objects.select_for_update(of=("self",))
+        .select_related("decider_role", "item__step__phase")
+        .prefetch_related("voter_roles", "veto_roles")
+        .get(pk=gate_id)
+    )
+    gate.deployment = deployment
+    require_unfinished(deployment, "its gates take no more votes")
     if gate.state == GateState.CLOSED:
         raise InvalidChange(f"This gate is closed: {gate.get_decision_display()}.")
     if gate.state == GateState.CANCELLED:
         raise InvalidChange(f"This gate was cancelled: {gate.decision_summary}")
     if gate.state == GateState.WAITING and not _conditions_met(gate):
         raise InvalidChange("Voting has not opened: the gate's checklist is not complete yet.")
-    voters = eligible_voters(gate)
+    voters = eligible_voters(gate)  # read under the lock: someone removed a moment ago no longer votes
     if user.pk not in voters:
-        names = ", ".join(gate.voter_roles.values_list("name", flat=True)) or "nobody yet"
+        names = ", ".join(r.name for r in gate.voter_roles.all()) or "nobody yet"
         raise PermissionDenied(f"You do not vote on this gate (voters: {names}).")
-    reason = reason.strip()
-    if choice == Decision.NO_GO and not reason:
-        raise InvalidChange("A NO-GO needs a reason.")
-    if len(reason) > 2000:
-        raise InvalidChange("That reason is too long (2,000 characters at most).")
-    if gate.state == GateState.WAITING:
-        gate.state, gate.opened_at = GateState.OPEN, timezone.now()
-        gate.save(update_fields=["state", "opened_at"])
     now = timezone.now()
-    previous = Vote.objects.filter(gate=gate, voter=user).first()
+    if gate.state == GateState.WAITING:
+        gate.state, gate.opened_at = GateState.OPEN, now
+        gate.save(update_fields=["state", "opened_at"])
+    votes = list(gate.votes.select_related("voter"))
+    previous = next((v for v in votes if v.voter_id == user.pk), None)
     before = {"choice": previous.choice, "reason": previous.reason, "stale": previous.stale} if previous else None
-    vote, _ = Vote.objects.update_or_create(
-        gate=gate,
-        voter=user,
-        defaults={"choice": choice, "reason": reason, "evidence_digest": evidence_digest(gate), "stale": False, "cast_at": now},
-    )
+    fields = {"choice": choice, "reason": reason, "evidence_digest": evidence_digest(gate), "stale": False, "cast_at": now}
+    if previous is None:
+        vote = Vote.objects.create(gate=gate, voter=user, **fields)
+        votes.append(vote)
+    else:
+        vote = previous
+        for name, value in fields.items():
+            setattr(vote, name, value)
+        vote.save(update_fields=list(fields))
     word = "GO" if choice == Decision.GO else "NO-GO"
     record_event(
         deployment.pk,
@@ -483,7 +503,7 @@ def cast_vote(gate_id: int, user, choice: str, *, reason: str = "") -> Vote:
         before=before,
         after={"choice": choice, "reason": reason, "evidence": vote.evidence_digest},
     )
-    votes_tally = tally(gate, voters=voters)
+    votes_tally = tally(gate, votes=votes, voters=voters)
     decision, why = evaluate(gate, votes_tally, voters)
     if decision:
         _close(gate, decision, why, actor=None)
