@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals import hooks as approval_hooks
+from approvals import panels
 from approvals.models import SETTLED_GATE_STATES, ApiToken, Decision, Gate, GateRule, GateState, RequiredApproval, Vote
 from checklists.models import ItemKind
 from checklists.review import EXPLICIT_GATE, role_names
@@ -35,8 +36,6 @@ def _name(user) -> str:
 
 
 def _push(deployment_id: int) -> None:
-    from approvals import panels
-
     live.publish_on_commit(deployment_id, lambda: panels.render_approvals_push(deployment_id))
 
 
@@ -261,10 +260,12 @@ def missing_approvals(deployment: Deployment) -> list[RequiredApproval]:
     return list(RequiredApproval.objects.filter(deployment=deployment, approved_at__isnull=True))
 
 
-def check_ready_to_start(deployment: Deployment) -> None:
+def why_not_ready_to_start(deployment: Deployment) -> str | None:
+    """The start guard (deployments.hooks.guard_start): every required approval is given first."""
     missing = missing_approvals(deployment)
     if missing:
-        raise InvalidChange("Missing approvals: " + "; ".join(a.label for a in missing) + ".")
+        return "Missing approvals: " + "; ".join(a.label for a in missing) + "."
+    return None
 
 
 def is_approval_line(item: Item) -> bool:

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from comms import conditions
 from comms.models import Channel, Delivery, Message, MessageTemplate, ScheduledSend, ScheduleState, StatusPage
+from deployments.board import render_events
 from deployments.models import Deployment
 
 TEMPLATE = "deployments/warroom.html"
@@ -56,8 +57,6 @@ def load_comms(deployment_id: int) -> dict:
 
 
 def render_comms_push(deployment_id: int) -> list[str]:
-    from deployments.board import render_events
-
     deployment = Deployment.objects.get(pk=deployment_id)
     context = {"d": deployment, "oob": True, "comms": load_comms(deployment_id)}
     return [render_to_string(f"{TEMPLATE}#comms", context), render_events(deployment)]

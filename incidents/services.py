@@ -31,6 +31,7 @@ from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import DeploymentRole, EmergencyContact, Participant
 from deployments.permissions import ACT, Access, allowed, require
 from deployments.services import InvalidChange
+from incidents import panels
 from incidents.models import Incident, IncidentStatus, IncidentUpdate, Page, Severity, UpdateKind
 
 MAX_TITLE = 200
@@ -51,8 +52,6 @@ You are on the escalation list. Acknowledge in the war room: {{ incident.url }}
 
 
 def _push(deployment_id: int) -> None:
-    from incidents import panels
-
     live.publish_on_commit(deployment_id, lambda: panels.render_incidents_push(deployment_id))
 
 

@@ -7,8 +7,9 @@ class RolloutsConfig(AppConfig):
     def ready(self):
         from approvals.hooks import on_gate_decided
         from deployments import hooks
+        from deployments import panels as warroom
         from reports.sections import provide
-        from rollouts import controller, runs
+        from rollouts import controller, panels, runs
         from rollouts.report_section import rollout_section, task_runs_section
 
         provide("task_runs", task_runs_section)
@@ -18,3 +19,15 @@ class RolloutsConfig(AppConfig):
         hooks.on_finished(controller.settle_rollout)
         hooks.on_created(controller.setup_from_runbook)
         hooks.place_events_in_steps(runs.event_places)
+        warroom.provide(
+            "rollout",
+            load=panels.load_rollout,
+            template=panels.TEMPLATE,
+            slot=warroom.MAIN,
+            position=30,
+            tv=panels.attach_sparklines,
+        )
+        # Under each step with an action: its run button and its last runs.
+        warroom.provide(
+            "runs", load=panels.runs_by_step, template=panels.TEMPLATE, partial="step-runs", slot=warroom.STEP, position=10
+        )

@@ -26,7 +26,7 @@ from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Item, Step
 from deployments.permissions import PermissionDenied, access_for
 from deployments.services import InvalidChange
-from rollouts import actions
+from rollouts import actions, panels
 from rollouts.models import ACTIVE_RUN_STATES, RunState, Target, TargetBinding, TaskRun
 from rollouts.runner import ActionFailed, RunCancelled, RunContext, RunTimedOut, mask, secrets_in_url
 
@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 
 def _push(deployment_id: int, run_id: int) -> None:
-    from rollouts import panels
-
     live.publish_on_commit(deployment_id, lambda: panels.render_run_push(run_id))
 
 
