@@ -1,4 +1,5 @@
-"""The approvals panel of the war room: one loader, rendered for the page and for pushes."""
+"""The approvals panel of the war room: one loader, rendered for the page and for pushes
+from the same partial of approvals/panel.html (registered in deployments.panels by approvals/apps.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from deployments.board import render_events
 from deployments.models import Deployment, Participant
 from deployments.screens import gate_people, people_roles
 
-TEMPLATE = "deployments/warroom.html"
+TEMPLATE = "approvals/panel.html"
 
 
 @dataclass

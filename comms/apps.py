@@ -10,7 +10,9 @@ class CommsConfig(AppConfig):
         from deployments import hooks
         from deployments import panels as warroom
 
-        warroom.provide("comms", load=panels.load_comms, template=panels.TEMPLATE, slot=warroom.SIDE, position=10)
+        warroom.provide(
+            "comms", load=panels.load_comms, template=panels.TEMPLATE, partial="panel", slot=warroom.SIDE, position=10
+        )
 
         # A finished deployment cancels at once the scheduled messages it made impossible;
         # moving T-0 asks the lead first about the messages it would send at once.

@@ -1,4 +1,5 @@
-"""The communications panel of the war room: one loader, rendered for the page and for pushes."""
+"""The communications panel of the war room: one loader, rendered for the page and for pushes
+from the same partial of comms/panel.html (registered in deployments.panels by comms/apps.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from comms.models import Channel, Delivery, Message, MessageTemplate, ScheduledS
 from deployments.board import render_events
 from deployments.models import Deployment
 
-TEMPLATE = "deployments/warroom.html"
+TEMPLATE = "comms/panel.html"
 RECENT_MESSAGES = 5
 
 

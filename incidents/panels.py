@@ -1,4 +1,5 @@
-"""The incidents panel of the war room: one loader, rendered for the page and for pushes."""
+"""The incidents panel of the war room: one loader, rendered for the page and for pushes
+from the same partial of incidents/panel.html (registered in deployments.panels by incidents/apps.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from deployments.models import Deployment
 from incidents import services
 from incidents.models import Incident, IncidentStatus, Severity
 
-TEMPLATE = "deployments/warroom.html"
+TEMPLATE = "incidents/panel.html"
 
 
 def load_incidents(deployment_id: int) -> dict:

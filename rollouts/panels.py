@@ -16,7 +16,7 @@ from rollouts import controller
 from rollouts.charts import gate_chart, sparkline
 from rollouts.models import DEMO_SOURCE, RolloutPlan, TaskRun
 
-TEMPLATE = "deployments/warroom.html"
+TEMPLATE = "rollouts/panel.html"
 RUNS_PER_STEP = 3
 
 
