@@ -7,13 +7,16 @@ import is one transaction: it either stores the whole version or nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.db.models import Max
 
+from checklists import hooks
 from checklists.models import (
     ItemKind,
     Runbook,
@@ -360,12 +363,6 @@ def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
     The block stays in the step as code (so export keeps it); a bad one fails the
     import naming its line.
     """
-    import json
-
-    from django.core.exceptions import ValidationError
-
-    from rollouts.actions import validate_action
-
     blocks = [b for b in parsed_step.code_blocks if b.info.strip().split(" ")[0].lower() == ACTION_FENCE]
     if not blocks:
         return
@@ -380,7 +377,7 @@ def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
         raise RunbookImportError('The warroom block needs an "action".', line=block.line)
     action = spec.pop("action")
     try:
-        validate_action(action, spec)
+        hooks.validate_action(action, spec)
     except ValidationError as exc:
         messages = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
         raise RunbookImportError(messages, line=_line_naming(block, messages)) from None
@@ -390,8 +387,6 @@ def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
 
 def _line_naming(block, message: str) -> int:
     """The line inside the block that holds the first setting the message names, else the fence's line."""
-    import re
-
     lines = block.code.splitlines()
     words = re.findall(r"[A-Za-z_]+", message)
     containers = {"router", "gates", "checks", "stages"}  # a setting inside one is the better answer

@@ -36,6 +36,8 @@ from django.template.loader import render_to_string
 
 MAIN, SIDE, STEP = "main", "side", "step"
 SLOTS = (MAIN, SIDE, STEP)
+# What the board's context already holds: a panel of that name would hide it.
+RESERVED = {"board", "d", "seq", "epoch", "oob", "step"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def provide(
 ) -> None:
     if slot not in SLOTS:
         raise ValueError(f"Unknown war-room slot {slot!r} (one of {', '.join(SLOTS)}).")
+    if name in RESERVED:
+        raise ValueError(f"A war-room panel cannot be called {name!r}: the board's context uses that name.")
     # ready() may run twice in tests: the same name registers once, the last one wins.
     _panels[name] = Panel(name, load, template, slot, position, partial, follows_state, tv)
 

@@ -6,12 +6,15 @@ class RolloutsConfig(AppConfig):
 
     def ready(self):
         from approvals.hooks import on_gate_decided
+        from checklists import hooks as runbook_hooks
         from deployments import hooks
         from deployments import panels as warroom
         from reports.sections import provide
-        from rollouts import controller, panels, runs
+        from rollouts import actions, controller, panels, runs
         from rollouts.report_section import rollout_section, task_runs_section
 
+        # A runbook's ```warroom blocks name the work this app runs: it judges them at import.
+        runbook_hooks.validate_actions_with(actions.validate_action)
         provide("task_runs", task_runs_section)
         provide("rollouts", rollout_section)
         on_gate_decided(controller.take_traffic_back_on_no_go)
