@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -20,6 +21,7 @@ from approvals.models import SETTLED_GATE_STATES, ApiToken, Decision, Gate, Gate
 from checklists.models import ItemKind
 from checklists.review import EXPLICIT_GATE, role_names
 from deployments import actors, live
+from deployments import services as deployment_services
 from deployments.actors import SystemActor
 from deployments.events import record_event
 from deployments.locks import lock_deployment, lock_deployment_of
@@ -247,7 +249,6 @@ def _sync_runbook_line(approval: RequiredApproval, *, given: bool) -> None:
     """Keep the runbook's own checkbox for this approval in step with it."""
     if approval.item_id is None:
         return
-    from deployments import services as deployment_services
 
     item = Item.objects.get(pk=approval.item_id)
     if item.checked != given:
@@ -515,8 +516,6 @@ def close_gate_early(gate_id: int, actor, decision: str, *, reason: str) -> Gate
 
 
 def _close(gate: Gate, decision: str, why: str, *, actor) -> None:
-    from deployments import services as deployment_services
-
     gate.state, gate.decision, gate.decided_at, gate.decision_summary = GateState.CLOSED, decision, timezone.now(), why
     gate.save()
     word = gate.go_label if decision == Decision.GO else gate.no_go_label
@@ -677,8 +676,6 @@ def hash_token(raw: str) -> str:
 @transaction.atomic
 def create_api_token(deployment: Deployment, actor, *, name: str) -> tuple[ApiToken, str]:
     """Returns the token row and the raw token, which is shown once and never stored."""
-    import secrets
-
     access = access_for(actor, deployment)
     if not access.is_lead:
         raise PermissionDenied("Only the lead may create API tokens.")

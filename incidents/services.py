@@ -23,8 +23,11 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
+from approvals.models import Decision, GateRule
+from approvals.services import add_gate
 from comms.models import Channel, MessageKind, MessageTemplate, TemplateKind
 from comms.rendering import TemplateProblem, render_message
+from comms.services import compose, context_for
 from deployments import actors, live
 from deployments.events import record_event
 from deployments.locks import lock_deployment, lock_deployment_of
@@ -242,7 +245,6 @@ def rollback_vote_decided(gate, decision: str) -> None:
     incident = Incident.objects.filter(rollback_gate=gate).first()
     if incident is None:
         return
-    from approvals.models import Decision
 
     word = gate.go_label if decision == Decision.GO else gate.no_go_label
     _timeline(incident, UpdateKind.GATE, f"Rollback vote decided {word}: {gate.decision_summary}"[:MAX_TEXT])
@@ -250,9 +252,6 @@ def rollback_vote_decided(gate, decision: str) -> None:
 
 
 def _open_rollback_gate(incident: Incident, actor) -> None:
-    from approvals.models import GateRule
-    from approvals.services import add_gate
-
     deployment = incident.deployment
     roles = list(DeploymentRole.objects.filter(deployment=deployment))
     if not roles:
@@ -276,8 +275,6 @@ def _open_rollback_gate(incident: Incident, actor) -> None:
 
 
 def _alert(incident: Incident):
-    from comms.services import context_for
-
     context = context_for(incident.deployment, incident=incident)
     template = MessageTemplate.objects.filter(deployment_id=incident.deployment_id, kind=TemplateKind.INCIDENT_ALERT).first()
     if template is not None:
@@ -411,8 +408,6 @@ def _not_yet_paged(incident: Incident, recipients: list[Recipient]) -> list[Reci
 
 def _send_pages(incident: Incident, recipients: list[Recipient], *, channels=(), now) -> None:
     """One page message (e-mail to each address, and the channels that carry pages), one Page row each."""
-    from comms.services import compose
-
     message = None
     email_to = [(r.email, r.name) for r in recipients if r.email]
     if email_to or channels:
