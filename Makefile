@@ -25,12 +25,13 @@ run: $(STAMP)
 system-deps:
 	@bash scripts/system-deps.sh
 
-## Lint, migration check, then the suite: unit/integration first, browser tests in their own process.
+## Lint (ruff, the import layers), migration check, then the suite: unit/integration first, browser tests in their own process.
 test: $(STAMP) system-deps lint test-unit test-e2e
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports  # the layers contract in .importlinter
 	DJANGO_DEBUG=0 WARROOM_HTTPS=0 $(PY) manage.py makemigrations --check --dry-run
 
 test-unit: $(STAMP)

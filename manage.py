@@ -4,14 +4,14 @@
 import os
 import sys
 
+from django.core.management import execute_from_command_line
+
+from warroom import embedded
+
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "warroom.settings")
-    from warroom import embedded
-
     embedded.ensure_environment()  # the embedded PostgreSQL/Redis when no URLs are set
-    from django.core.management import execute_from_command_line
-
     execute_from_command_line(sys.argv)
 
 

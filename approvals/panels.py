@@ -1,4 +1,5 @@
-"""The approvals panel of the war room: one loader, rendered for the page and for pushes."""
+"""The approvals panel of the war room: one loader, rendered for the page and for pushes
+from the same partial of approvals/panel.html (registered in deployments.panels by approvals/apps.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from dataclasses import dataclass
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from approvals import services
 from approvals.models import SETTLED_GATE_STATES, Gate, GateState, RequiredApproval
-from approvals.services import eligible_voters, tally
+from deployments.board import render_events
 from deployments.models import Deployment, Participant
+from deployments.screens import gate_people, people_roles
 
-TEMPLATE = "deployments/warroom.html"
+TEMPLATE = "approvals/panel.html"
 
 
 @dataclass
@@ -32,8 +35,6 @@ class GateView:
 
 
 def load_approvals(deployment_id: int) -> dict:
-    from deployments.screens import gate_people, people_roles
-
     participants = list(Participant.objects.filter(deployment_id=deployment_id).select_related("user").prefetch_related("roles"))
     names = {p.user_id: (p.user.get_full_name() or p.user.username) for p in participants}
     people = people_roles(participants)
@@ -43,8 +44,8 @@ def load_approvals(deployment_id: int) -> dict:
         .select_related("decider_role", "item")
         .prefetch_related("voter_roles", "veto_roles", "condition_items", "votes__voter")
     ):
-        voters = eligible_voters(gate)
-        votes_tally = tally(gate, votes=gate.votes.all(), voters=voters)
+        voters = services.eligible_voters(gate)
+        votes_tally = services.tally(gate, votes=gate.votes.all(), voters=voters)
         gates.append(
             GateView(
                 gate=gate,
@@ -69,8 +70,6 @@ def load_approvals(deployment_id: int) -> dict:
 def render_approvals_push(deployment_id: int) -> list[str]:
     """Approvals panel and recent events. Not the whole board: a vote changes neither
     items nor steps (a decided gate's line is pushed by update_item itself)."""
-    from deployments.board import render_events
-
     deployment = Deployment.objects.get(pk=deployment_id)
     context = {"d": deployment, "oob": True, "approvals": load_approvals(deployment_id)}
     return [render_to_string(f"{TEMPLATE}#approvals", context), render_events(deployment)]

@@ -1,6 +1,7 @@
 """The approvals part of the signed report: sign-offs before start, every gate and every vote."""
 
 from approvals.models import Gate, GateState, RequiredApproval
+from reports.sections import Section, Table
 
 
 def _name(user):
@@ -14,8 +15,6 @@ def _decision_word(gate) -> str:
 
 
 def gates_section(deployment):
-    from reports.sections import Section, Table
-
     gates = list(
         Gate.objects.filter(deployment=deployment)
         .prefetch_related("votes__voter", "voter_roles")

@@ -9,16 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
 
 from approvals import hooks as approval_hooks
+from approvals import panels
 from approvals.models import SETTLED_GATE_STATES, ApiToken, Decision, Gate, GateRule, GateState, RequiredApproval, Vote
 from checklists.models import ItemKind
 from checklists.review import EXPLICIT_GATE, role_names
 from deployments import actors, live
+from deployments import services as deployment_services
 from deployments.actors import SystemActor
 from deployments.events import record_event
 from deployments.locks import lock_deployment, lock_deployment_of
@@ -35,8 +38,6 @@ def _name(user) -> str:
 
 
 def _push(deployment_id: int) -> None:
-    from approvals import panels
-
     live.publish_on_commit(deployment_id, lambda: panels.render_approvals_push(deployment_id))
 
 
@@ -248,7 +249,6 @@ def _sync_runbook_line(approval: RequiredApproval, *, given: bool) -> None:
     """Keep the runbook's own checkbox for this approval in step with it."""
     if approval.item_id is None:
         return
-    from deployments import services as deployment_services
 
     item = Item.objects.get(pk=approval.item_id)
     if item.checked != given:
@@ -261,10 +261,12 @@ def missing_approvals(deployment: Deployment) -> list[RequiredApproval]:
     return list(RequiredApproval.objects.filter(deployment=deployment, approved_at__isnull=True))
 
 
-def check_ready_to_start(deployment: Deployment) -> None:
+def why_not_ready_to_start(deployment: Deployment) -> str | None:
+    """The start guard (deployments.hooks.guard_start): every required approval is given first."""
     missing = missing_approvals(deployment)
     if missing:
-        raise InvalidChange("Missing approvals: " + "; ".join(a.label for a in missing) + ".")
+        return "Missing approvals: " + "; ".join(a.label for a in missing) + "."
+    return None
 
 
 def is_approval_line(item: Item) -> bool:
@@ -534,8 +536,6 @@ def close_gate_early(gate_id: int, actor, decision: str, *, reason: str) -> Gate
 
 
 def _close(gate: Gate, decision: str, why: str, *, actor) -> None:
-    from deployments import services as deployment_services
-
     gate.state, gate.decision, gate.decided_at, gate.decision_summary = GateState.CLOSED, decision, timezone.now(), why
     gate.save()
     word = gate.go_label if decision == Decision.GO else gate.no_go_label
@@ -696,8 +696,6 @@ def hash_token(raw: str) -> str:
 @transaction.atomic
 def create_api_token(deployment: Deployment, actor, *, name: str) -> tuple[ApiToken, str]:
     """Returns the token row and the raw token, which is shown once and never stored."""
-    import secrets
-
     access = access_for(actor, deployment)
     if not access.is_lead:
         raise PermissionDenied("Only the lead may create API tokens.")

@@ -7,13 +7,16 @@ import is one transaction: it either stores the whole version or nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.db.models import Max
 
+from checklists import hooks
 from checklists.models import (
     ItemKind,
     Runbook,
@@ -360,12 +363,8 @@ def action_problems(action: str, config: dict) -> str:
     The one check for an import's ``warroom`` block and the editor's saves alike: the app
     that runs the actions (rollouts) knows what each one needs.
     """
-    from django.core.exceptions import ValidationError
-
-    from rollouts.actions import validate_action
-
     try:
-        validate_action(action, config)
+        hooks.validate_action(action, config)
     except ValidationError as exc:
         return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
     return ""
@@ -373,8 +372,6 @@ def action_problems(action: str, config: dict) -> str:
 
 def action_block_text(action: str, config: dict) -> str:
     """The JSON of a step's ``warroom`` block, as the editor writes it and an import reads it back."""
-    import json
-
     return json.dumps({"action": action, **config}, indent=2, ensure_ascii=False)
 
 
@@ -388,8 +385,6 @@ def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
     The block stays in the step as code (so export keeps it); a bad one fails the
     import naming its line.
     """
-    import json
-
     blocks = [b for b in parsed_step.code_blocks if is_action_block(b.info)]
     if not blocks:
         return
@@ -412,8 +407,6 @@ def _apply_action_block(step: TemplateStep, parsed_step: ParsedStep) -> None:
 
 def _line_naming(block, message: str) -> int:
     """The line inside the block that holds the first setting the message names, else the fence's line."""
-    import re
-
     lines = block.code.splitlines()
     words = re.findall(r"[A-Za-z_]+", message)
     containers = {"router", "gates", "checks", "stages"}  # a setting inside one is the better answer

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from checklists.importing import action_block_text, action_problems, is_action_block
 from checklists.models import (
     ItemKind,
     RunbookEdit,
@@ -738,8 +739,6 @@ def _plan_words(config: dict) -> str:
 
 def _write_action_block(step: TemplateStep, text: str | None) -> None:
     """Replace the step's warroom block with ``text`` (None: remove it); a new one goes at the end."""
-    from checklists.importing import is_action_block
-
     blocks = [block for block in step.code_blocks.select_for_update().order_by("position", "id") if is_action_block(block.info)]
     if text is None:
         for block in blocks:
@@ -769,8 +768,6 @@ def set_rollout(user, version_id: int, step_id: int, config: dict) -> TemplateSt
     The plan is checked exactly as an imported ``warroom`` block is. Another step that
     carried the rollout gives it up; a step that runs another automated action is refused.
     """
-    from checklists.importing import action_block_text, action_problems
-
     _require_editor(user)
     problems = action_problems(StepAction.ROLLOUT, config)
     if problems:

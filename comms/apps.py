@@ -6,8 +6,13 @@ class CommsConfig(AppConfig):
     verbose_name = "Communications"
 
     def ready(self):
-        from comms import services
+        from comms import panels, services
         from deployments import hooks
+        from deployments import panels as warroom
+
+        warroom.provide(
+            "comms", load=panels.load_comms, template=panels.TEMPLATE, partial="panel", slot=warroom.SIDE, position=10
+        )
 
         # A finished deployment cancels at once the scheduled messages it made impossible;
         # moving T-0 asks the lead first about the messages it would send at once.

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from comms import services
 from comms.models import Delivery, DeliveryState, Transport
 from deployments.events import record_event
 from warroom.webhooks import signed_headers
@@ -76,8 +77,6 @@ def attempt_delivery(delivery_id: int) -> Outcome:
 
 
 def _finish(delivery: Delivery, state: str, *, error: str = "", result: str = "", next_attempt_at=None) -> None:
-    from comms.services import _push
-
     now = timezone.now()
     fields = {"state": state, "next_attempt_at": next_attempt_at}
     if state == DeliveryState.SENT:
@@ -105,7 +104,7 @@ def _finish(delivery: Delivery, state: str, *, error: str = "", result: str = ""
             summary=summary,
             after={"attempt": delivery.attempts, "result": result, "error": error[:500], "key": str(delivery.idempotency_key)},
         )
-        _push(delivery.deployment_id)
+        services._push(delivery.deployment_id)
 
 
 def _deliver(delivery: Delivery) -> str:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from deployments.models import FINISHED_STATES, Deployment, DeploymentRole, DeploymentState
@@ -43,8 +44,6 @@ class WebhookEndpoint(models.Model):
         return self.name
 
     def clean(self):
-        from django.core.exceptions import ValidationError
-
         parts = urlsplit(self.url or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValidationError({"url": "An http:// or https:// URL."})

@@ -1,4 +1,5 @@
-"""The communications panel of the war room: one loader, rendered for the page and for pushes."""
+"""The communications panel of the war room: one loader, rendered for the page and for pushes
+from the same partial of comms/panel.html (registered in deployments.panels by comms/apps.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from django.utils import timezone
 
 from comms import conditions
 from comms.models import Channel, Delivery, Message, MessageTemplate, ScheduledSend, ScheduleState, StatusPage
+from deployments.board import render_events
 from deployments.models import Deployment
 
-TEMPLATE = "deployments/warroom.html"
+TEMPLATE = "comms/panel.html"
 RECENT_MESSAGES = 5
 
 
@@ -56,8 +58,6 @@ def load_comms(deployment_id: int) -> dict:
 
 
 def render_comms_push(deployment_id: int) -> list[str]:
-    from deployments.board import render_events
-
     deployment = Deployment.objects.get(pk=deployment_id)
     context = {"d": deployment, "oob": True, "comms": load_comms(deployment_id)}
     return [render_to_string(f"{TEMPLATE}#comms", context), render_events(deployment)]

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from comms import conditions
+from comms import conditions, panels, tasks
 from comms.models import (
     Channel,
     Delivery,
@@ -47,8 +47,6 @@ MAX_RECIPIENTS = 200
 
 
 def _push(deployment_id: int) -> None:
-    from comms import panels
-
     live.publish_on_commit(deployment_id, lambda: panels.render_comms_push(deployment_id))
 
 
@@ -670,10 +668,9 @@ def compose(
             "public": public,
         },
     )
-    from comms.tasks import deliver_task
 
     ids = [d.pk for d in deliveries]
-    transaction.on_commit(lambda: [deliver_task.delay(delivery_id=pk) for pk in ids])
+    transaction.on_commit(lambda: [tasks.deliver_task.delay(delivery_id=pk) for pk in ids])
     _push(deployment.pk)
     return message
 

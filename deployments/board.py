@@ -2,7 +2,12 @@
 
 The page and every push render the same partials of ``deployments/warroom.html``,
 so what a screen receives live is exactly what it would get on reload. The loader
-runs a fixed number of queries whatever the number of items.
+runs a fixed number of queries whatever the number of items (and each registered
+panel its own fixed number).
+
+The panels of the apps above (incidents, approvals, rollout, communications, a step's
+runs) are registered in ``deployments.panels``; their partials live in those apps'
+templates, and their push renderers are theirs.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from checklists.models import ItemKind
-from deployments import hooks, live
+from deployments import hooks, live, panels
+from deployments.clock import clock
 from deployments.models import ALLOWED_TRANSITIONS, REASON_STATES, Deployment, DeploymentState, Event, Item, Participant, Step
 from deployments.timeline import timeline_svg
 
@@ -44,6 +50,8 @@ class Board:
     contacts: list
     events: list
     now: object
+    # The registered panels by slot (deployments.panels): the template places them.
+    slots: dict = field(default_factory=panels.placed)
     done: int = 0
     total: int = 0
 
@@ -86,8 +94,6 @@ class Board:
     @property
     def clock(self):
         """Counting, or stopped at the actual end with the duration against the plan."""
-        from deployments.screens import clock
-
         return clock(self.deployment, self.steps, self.now)
 
     @property
@@ -120,12 +126,9 @@ def load_board(deployment_id: int, *, events: int = RECENT_EVENTS) -> Board:
     steps = list(Step.objects.filter(deployment=deployment).select_related("role", "phase").prefetch_related("code_blocks"))
     items = list(Item.objects.filter(deployment=deployment).select_related("done_by").order_by("step_id", "position", "id"))
     _attach_items(steps, items)
-    from rollouts.panels import runs_by_step
-
-    runs = runs_by_step(deployment.pk)
+    panels.attach_to_steps(deployment.pk, steps)
     phases = {}
     for step in steps:
-        step.run_list = runs.get(step.pk, [])
         step.planned_end_at = step.planned_end(deployment.planned_t0)
         view = phases.setdefault(step.phase_id, PhaseView(step.phase))
         view.steps.append(step)
@@ -171,11 +174,9 @@ def render_events(deployment: Deployment) -> str:
 
 
 def render_header_push(deployment_id: int) -> list[str]:
-    """The state changed: header, and the approvals panel (its buttons depend on the state)."""
-    from approvals.panels import render_approvals_push
-
+    """The state changed: header, the panels whose buttons depend on the state (approvals), events."""
     board = load_board(deployment_id)
-    return [render("header", board), *render_approvals_push(deployment_id)]
+    return [render("header", board), *panels.render_state_followers(board.deployment), render("events", board)]
 
 
 def render_people_push(deployment_id: int) -> list[str]:
@@ -199,11 +200,7 @@ def refresh_marker() -> str:
 
 
 def board_context(deployment_id: int) -> dict:
-    from approvals.panels import load_approvals
-    from comms.panels import load_comms
-    from incidents.panels import load_incidents
-    from rollouts.panels import load_rollout
-
+    """The board, and every registered panel's data under its name (``approvals``, ``rollout``, …)."""
     # Where the numbers are is read before the board: every push numbered up to ``seq`` was
     # sent after its commit, so this board shows it; a screen re-applies only later pushes.
     epoch, seq = live.current_position(deployment_id)
@@ -213,8 +210,5 @@ def board_context(deployment_id: int) -> dict:
         "d": board.deployment,
         "seq": seq,
         "epoch": epoch,
-        "approvals": load_approvals(deployment_id),
-        "rollout": load_rollout(deployment_id),
-        "incidents": load_incidents(deployment_id),
-        "comms": load_comms(deployment_id),
+        **panels.load_all(deployment_id),
     }

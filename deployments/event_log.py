@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from django import forms
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q
+from django.http import QueryDict
 
 from deployments import hooks
 from deployments.models import Deployment, DeploymentState, Event, Item, Step
@@ -147,8 +148,6 @@ class EventLogFilter(forms.Form):
 
     def as_query(self, *, page: int | None = None) -> str:
         """The filter as a querystring (valid values only), for export links and paging."""
-        from django.http import QueryDict
-
         query = QueryDict(mutable=True)
         for name in ("actor", "kind", "step", "since", "until"):
             value = (self.data.get(name) or "").strip()

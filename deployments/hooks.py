@@ -13,6 +13,9 @@ imports nothing of theirs::
     hooks.on_created(make_gates_from_runbook)
     hooks.place_events_in_steps(lambda deployment: [("taskrun", run.pk, run.step_id) for run in runs_of(deployment)])
     hooks.report_due_at_once(lambda deployment, new_t0: ["“Go-live” goes out at once"])
+    hooks.guard_start(lambda deployment: "Missing approvals: …" if missing(deployment) else None)
+    hooks.on_item_changed(refresh_gates)
+    hooks.report_sign_offs(lambda deployment: {role ids that signed the report})
 
 Every hook runs inside the caller's transaction: one that raises refuses the change.
 """
@@ -37,6 +40,12 @@ _created: list[Callable] = []
 _event_places: list[Callable] = []
 # What moving T-0 to a new time would set off at once (deployment, new_t0) → lines in words.
 _due_at_once: list[Callable] = []
+# Why a scheduled deployment may not start yet (None: it may).
+_start_guards: list[Callable] = []
+# Called after a checklist line changed, inside its transaction (deployment id).
+_item_changed: list[Callable] = []
+# Which roles signed the deployment's report off: (deployment) → set of role ids.
+_sign_offs: list[Callable] = []
 
 
 def _add(registry: list, entry) -> None:
@@ -70,6 +79,18 @@ def place_events_in_steps(provider: Callable) -> None:
 
 def report_due_at_once(provider: Callable) -> None:
     _add(_due_at_once, provider)
+
+
+def guard_start(guard: Callable) -> None:
+    _add(_start_guards, guard)
+
+
+def on_item_changed(receiver: Callable) -> None:
+    _add(_item_changed, receiver)
+
+
+def report_sign_offs(provider: Callable) -> None:
+    _add(_sign_offs, provider)
 
 
 def line_owner(item) -> SystemKind | None:
@@ -108,3 +129,23 @@ def event_places(deployment):
 def due_at_once(deployment, new_t0) -> list[str]:
     """What re-anchoring T-0 to ``new_t0`` would set off at once (e.g. scheduled messages), in words."""
     return [entry for provider in _due_at_once for entry in provider(deployment, new_t0)]
+
+
+def start_refused(deployment) -> str | None:
+    """Why the scheduled deployment may not start now, in words (e.g. missing approvals); None: it may."""
+    return next((why for guard in _start_guards if (why := guard(deployment))), None)
+
+
+def item_changed(deployment_id: int) -> None:
+    """A checklist line changed: e.g. votes cast against the old checklist become stale."""
+    for receiver in _item_changed:
+        receiver(deployment_id)
+
+
+def signs_off() -> bool:
+    """Whether an app records report sign-offs (the phone view then lists the missing ones)."""
+    return bool(_sign_offs)
+
+
+def signed_roles(deployment) -> set[int]:
+    return {role_id for provider in _sign_offs for role_id in provider(deployment)}

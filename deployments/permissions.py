@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.contrib.auth.models import Group, Permission
+
 # Django's own: views answer 403 with its message. Re-exported so every app imports it from here.
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -78,8 +80,6 @@ def require_global(user, check, what: str) -> None:
 
 def ensure_default_groups(**_kwargs) -> None:
     """Create the default groups with their permissions (after migrate; harmless to repeat)."""
-    from django.contrib.auth.models import Group, Permission
-
     for name, codenames in DEFAULT_GROUPS.items():
         group, _ = Group.objects.get_or_create(name=name)
         for dotted in codenames:

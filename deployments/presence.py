@@ -1,5 +1,8 @@
 """Who has the war room open right now: a counter per user in Redis (tabs add up)."""
 
+from django.contrib.auth import get_user_model
+from django.utils.html import format_html, format_html_join
+
 from deployments import live
 
 TTL_SECONDS = 6 * 3600
@@ -32,9 +35,6 @@ def online_user_ids(deployment_id) -> set[int]:
 
 
 def render(deployment_id) -> str:
-    from django.contrib.auth import get_user_model
-    from django.utils.html import format_html, format_html_join
-
     ids = online_user_ids(deployment_id)
     users = get_user_model().objects.filter(pk__in=ids).order_by("username")
     names = format_html_join(", ", '<span data-user="{}">{}</span>', ((u.pk, u.get_full_name() or u.username) for u in users))

@@ -1,20 +1,23 @@
 """Read-only views of a deployment for the screens people look at from afar or on the move.
 
 The TV view (``/deployments/<id>/tv/``) and the phone view (``/deployments/<id>/me/``)
-render from the same loaders as the war room (``board``, and the panels of approvals,
-rollouts and incidents); this module only arranges what they load: who voted what at a
-gate, person by person; why the deployment stopped, in words; how long it took against
-the plan; and what waits for one person. Nothing here changes a row.
+render from the same loaders as the war room (``board``, and the panels the other apps
+registered in ``deployments.panels``: approvals, rollout, incidents); this module only
+arranges what they load: who voted what at a gate, person by person; why the deployment
+stopped, in words; how long it took against the plan (``deployments.clock``); and what
+waits for one person. Nothing here changes a row.
+
+A panel that is not registered is simply absent: its key is missing from the context,
+and what would be read from it is empty.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
-
+from deployments import hooks, panels
+from deployments.board import board_context
+from deployments.clock import clock
 from deployments.models import DeploymentState, Event
 
 # --- people ------------------------------------------------------------------------
@@ -72,70 +75,6 @@ def gate_people(gate_view, people: dict[int, dict]) -> list[PersonVote]:
     ]
     order = {"no_go": 0, "go": 1, "stale": 2, "waiting": 3}
     return sorted(rows, key=lambda r: (order[r.vote], r.name.lower()))
-
-
-# --- time -------------------------------------------------------------------------
-
-
-def human_duration(delta: timedelta | None) -> str:
-    if delta is None:
-        return "—"
-    minutes = int(abs(delta.total_seconds()) // 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days} d {hours} h {minutes:02d} min"
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min"
-
-
-def t_label(moment, t0) -> str:
-    seconds = int((moment - t0).total_seconds())
-    sign = "+" if seconds >= 0 else "-"
-    seconds = abs(seconds)
-    return f"T{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-@dataclass
-class Clock:
-    """What the T-clock shows: counting (``running``) or stopped at the actual end."""
-
-    t0: object
-    running: bool
-    stopped_label: str = ""  # the T-label at the end, for a finished deployment
-    elapsed: str = ""  # time since the start (in progress) or how long it took (finished)
-    planned: str = ""  # the planned duration, when the runbook or the window gives one
-    over_plan: bool = False
-
-
-def planned_span(deployment, steps) -> timedelta | None:
-    """How long the deployment was planned to take: its maintenance window, else from T-0
-    to the last planned step end at or after T-0."""
-    if deployment.window_start and deployment.window_end:
-        return deployment.window_end - deployment.window_start
-    t0 = deployment.planned_t0
-    ends = [s.planned_end(t0) for s in steps if s.offset_minutes is not None and s.offset_minutes >= 0]
-    ends = [e for e in ends if e is not None and e > t0]
-    return max(ends) - t0 if ends else None
-
-
-def clock(deployment, steps, now) -> Clock:
-    t0 = deployment.planned_t0
-    plan = planned_span(deployment, steps)
-    if deployment.is_finished:
-        end = deployment.finished_at or now
-        took = end - deployment.started_at if deployment.started_at else None
-        return Clock(
-            t0=t0,
-            running=False,
-            stopped_label=t_label(end, t0),
-            elapsed=human_duration(took),
-            planned=human_duration(plan) if plan else "",
-            over_plan=bool(plan and took and took > plan),
-        )
-    elapsed = human_duration(now - deployment.started_at) if deployment.started_at else ""
-    return Clock(t0=t0, running=True, elapsed=elapsed, planned=human_duration(plan) if plan else "")
 
 
 # --- why it stopped ------------------------------------------------------------------
@@ -201,56 +140,6 @@ def stop_reasons(deployment, *, rollout, approvals, incidents) -> list[Stop]:
     return stops
 
 
-# --- metric sparklines ------------------------------------------------------------------
-
-SPARK_W, SPARK_H = 300, 64
-
-
-def sparkline(gate, readings) -> str:
-    """A metric's recent readings as a small SVG line, the threshold dashed; dark-screen colours."""
-    points = [r for r in readings if r.gate_id == gate.pk and r.value is not None]
-    label = f"{gate.name}: {len(points)} readings, threshold {gate.comparator} {gate.threshold:g}{gate.unit}"
-    if not points:
-        return ""
-    t0, t1 = points[0].taken_at, points[-1].taken_at
-    span = (t1 - t0).total_seconds() or 1.0
-    values = [r.value for r in points] + [gate.threshold]
-    lo, hi = min(*values, 0.0), max(values) * 1.15 or 1.0
-
-    def x(moment):
-        return 2 + (moment - t0).total_seconds() / span * (SPARK_W - 4)
-
-    def y(value):
-        return 4 + (1 - (value - lo) / ((hi - lo) or 1)) * (SPARK_H - 8)
-
-    line = " ".join(f"{x(r.taken_at):.1f},{y(r.value):.1f}" for r in points)
-    last = points[-1]
-    colour = "#69f0ae" if last.status == "pass" else "#ff5252"
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SPARK_W} {SPARK_H}" preserveAspectRatio="none" '
-        f'class="spark" role="img" aria-label="{escape(label)}">',
-        f'<line x1="0" x2="{SPARK_W}" y1="{y(gate.threshold):.1f}" y2="{y(gate.threshold):.1f}" stroke="#ff5252" '
-        'stroke-width="2" stroke-dasharray="6 4" vector-effect="non-scaling-stroke"/>',
-    ]
-    if len(points) > 1:
-        out.append(
-            f'<polyline fill="none" stroke="#4fc3f7" stroke-width="3" vector-effect="non-scaling-stroke" points="{line}"/>'
-        )
-    out.append(f'<circle cx="{x(last.taken_at):.1f}" cy="{y(last.value):.1f}" r="4" fill="{colour}"/>')
-    out.append("</svg>")
-    return mark_safe("".join(out))  # noqa: S308 (the only text, the label, went through escape())
-
-
-def attach_sparklines(rollout: dict | None) -> None:
-    if not rollout:
-        return
-    from rollouts.controller import recent_readings
-
-    readings = list(recent_readings(rollout["plan"], minutes=60))
-    for g in rollout["gates"]:
-        g["spark"] = sparkline(g["gate"], readings)
-
-
 # --- the TV ---------------------------------------------------------------------------
 
 MAX_TV_VOTERS = 12
@@ -259,11 +148,9 @@ MAX_TV_LATE = 4
 
 def tv_context(deployment_id: int) -> dict:
     """Everything the TV shows, from the war room's own loaders."""
-    from deployments.board import board_context
-
     context = board_context(deployment_id)
-    board, approvals = context["board"], context["approvals"]
-    attach_sparklines(context["rollout"])
+    board, approvals = context["board"], context.get("approvals") or {"gates": [], "open_gate": None}
+    panels.prepare_for_tv(context)
     # The first step with lines still open (a step whose lines were all ticked in the runbook
     # itself, or by hand before work began, has no end time yet but is not "now").
     current = next((s for s in board.steps if s.total_leaves and s.done_leaves < s.total_leaves), None)
@@ -279,7 +166,9 @@ def tv_context(deployment_id: int) -> dict:
         late = []
     context.update(
         clock=clock(board.deployment, board.steps, board.now),
-        stops=stop_reasons(board.deployment, rollout=context["rollout"], approvals=approvals, incidents=context["incidents"]),
+        stops=stop_reasons(
+            board.deployment, rollout=context.get("rollout"), approvals=approvals, incidents=context.get("incidents") or {}
+        ),
         current=current,
         current_phase=phase,
         gate=gate,
@@ -323,11 +212,12 @@ def _open_leaves(items):
 
 def my_work(context: dict, user, access) -> MyWork:
     """What waits for ``user`` on this deployment, from a loaded war-room context."""
-    board, approvals, d = context["board"], context["approvals"], context["d"]
+    board, d = context["board"], context["d"]
+    approvals = context.get("approvals") or {"gates": [], "required_approvals": []}
     role_ids = set(access.role_ids)
     work = MyWork()
     if access.is_lead:
-        work.alerts = list(context.get("incidents", {}).get("unpaged", []))
+        work.alerts = list((context.get("incidents") or {}).get("unpaged", []))
     if not d.is_finished:
         for gv in approvals["gates"]:
             if gv.is_closed or not role_ids & set(gv.voter_role_ids):
@@ -346,9 +236,7 @@ def my_work(context: dict, user, access) -> MyWork:
                 items = list(_open_leaves(step.roots))
                 if items:
                     work.steps.append((step, items))
-    else:
-        from reports.models import SignOff
-
-        signed = set(SignOff.objects.filter(deployment=d).values_list("role_id", flat=True))
+    elif hooks.signs_off():
+        signed = hooks.signed_roles(d)
         work.sign_offs = [r for r in board.roles if r.pk in role_ids and r.pk not in signed]
     return work

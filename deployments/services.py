@@ -357,12 +357,11 @@ def transition_state(deployment_id: int, new_state: str, *, actor, reason: str =
     """The one path for state changes, for people and for Warroom's own actors (a gate
     decision or the rollout controller may pause; see permissions.require_state_change).
 
-    Completing with open work needs ``override_reason``, recorded in the event; resuming
-    after a NO-GO needs a ``reason``. When the deployment finishes, the other apps close
+    Starting a scheduled deployment asks the start guards (hooks.guard_start: the required
+    approvals); completing with open work needs ``override_reason``, recorded in the event;
+    resuming after a NO-GO needs a ``reason``. When the deployment finishes, the other apps close
     what is still open in it (hooks.on_finished), inside this transaction.
     """
-    from approvals.services import check_ready_to_start
-
     deployment = lock_deployment(deployment_id)
     require_state_change(actor, deployment, new_state)
     if new_state not in DeploymentState.values:
@@ -385,7 +384,9 @@ def transition_state(deployment_id: int, new_state: str, *, actor, reason: str =
     if new_state in REASON_STATES and not reason:
         raise InvalidChange(f"Say why the deployment is {DeploymentState(new_state).label.lower()}.")
     if new_state == DeploymentState.IN_PROGRESS and old_state == DeploymentState.SCHEDULED:
-        check_ready_to_start(deployment)
+        refused = hooks.start_refused(deployment)
+        if refused:
+            raise InvalidChange(refused)
     if new_state == DeploymentState.IN_PROGRESS and old_state == DeploymentState.PAUSED and not reason:
         why = hooks.resume_needs_reason(deployment)
         if why:
@@ -602,9 +603,7 @@ def _apply_item_change(item: Item, actor, after: dict) -> Item:
         before=before,
         after=after,
     )
-    from approvals.services import refresh_gates
-
-    refresh_gates(deployment_id)  # votes cast against the old checklist become stale
+    hooks.item_changed(deployment_id)  # e.g. votes cast against the old checklist become stale
     live.publish_on_commit(deployment_id, lambda: board.render_item_push(item.pk, step_changed=step_changed))
     return item
 

@@ -21,6 +21,12 @@ class IncidentsConfig(AppConfig):
 
         on_gate_decided(services.rollback_vote_decided)
 
+        # Worst news first: the incidents panel heads the war room.
+        from deployments import panels as warroom
+        from incidents import panels
+
+        warroom.provide("incidents", load=panels.load_incidents, template=panels.TEMPLATE, slot=warroom.MAIN, position=10)
+
         # The PDF/JSON report has "incidents" and "review" slots; fill them when the reports app is here.
         try:
             from reports.sections import provide

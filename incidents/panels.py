@@ -1,14 +1,17 @@
-"""The incidents panel of the war room: one loader, rendered for the page and for pushes."""
+"""The incidents panel of the war room: one loader, rendered for the page and for pushes
+from the same partial of incidents/panel.html (registered in deployments.panels by incidents/apps.py)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.template.loader import render_to_string
 
+from deployments.board import render_events
 from deployments.models import Deployment
+from incidents import services
 from incidents.models import Incident, IncidentStatus, Severity
 
-TEMPLATE = "deployments/warroom.html"
+TEMPLATE = "incidents/panel.html"
 
 
 def load_incidents(deployment_id: int) -> dict:
@@ -33,22 +36,18 @@ def load_incidents(deployment_id: int) -> dict:
 def unpaged_sev1s(deployment_id: int, open_incidents: list[Incident]) -> list[dict]:
     """Open, unacknowledged SEV1s while the escalation list can reach nobody by e-mail: the banner
     on the war room and the TV, and the lead's notice. Each with who Warroom paged instead."""
-    from incidents.services import NOBODY_TO_PAGE, escalation_list_reaches_anyone
-
     waiting = [i for i in open_incidents if i.severity == Severity.SEV1 and not i.acknowledged_at]
-    if not waiting or escalation_list_reaches_anyone(deployment_id):
+    if not waiting or services.escalation_list_reaches_anyone(deployment_id):
         return []
     banners = []
     for incident in waiting:
         instead = [p for p in incident.pages.all() if p.user_id and p.contact_email]
-        headline = NOBODY_TO_PAGE if not instead else "SEV1 open and no emergency contact can be paged: add contacts"
+        headline = services.NOBODY_TO_PAGE if not instead else "SEV1 open and no emergency contact can be paged: add contacts"
         banners.append({"incident": incident, "headline": headline, "instead": instead})
     return banners
 
 
 def render_incidents_push(deployment_id: int) -> list[str]:
-    from deployments.board import render_events
-
     deployment = Deployment.objects.get(pk=deployment_id)
     context = {"d": deployment, "oob": True, "incidents": load_incidents(deployment_id)}
     return [render_to_string(f"{TEMPLATE}#incidents", context), render_events(deployment)]

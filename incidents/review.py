@@ -12,13 +12,16 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from approvals.models import Decision
 from deployments import live
 from deployments.events import record_event
 from deployments.locks import lock_deployment
 from deployments.models import Deployment, Participant, Phase, Step
 from deployments.permissions import ACT, require
 from deployments.services import InvalidChange
+from incidents import panels
 from incidents.models import ActionItem, FollowUpStatus, Incident, Review
+from reports.sections import Passage, Section, Table
 
 MAX_TEXT = 20000
 
@@ -97,8 +100,6 @@ def planned_vs_actual(deployment: Deployment) -> list[dict]:
 
 
 def _decision_words(gate) -> str:
-    from approvals.models import Decision
-
     if not gate.decision:
         return ""
     return gate.go_label if gate.decision == Decision.GO else gate.no_go_label
@@ -220,8 +221,6 @@ def review_data(deployment: Deployment) -> dict:
 
 def incidents_section(deployment: Deployment):
     """The report's "incidents" slot (see reports.sections)."""
-    from reports.sections import Section, Table
-
     records = incident_records(deployment)
     if not records:
         return None
@@ -274,8 +273,6 @@ def review_section(deployment: Deployment):
     Nothing is said until the review has been written: an empty review is no review. What the
     record holds is what was decided; "overdue" depends on the day the report is read, so it is
     left to the reader (the due date is there)."""
-    from reports.sections import Passage, Section, Table
-
     if not Review.objects.filter(deployment=deployment).exists():
         return None
     data = review_data(deployment)
@@ -370,8 +367,6 @@ def review_section(deployment: Deployment):
 
 
 def _push(deployment_id: int) -> None:
-    from incidents import panels
-
     live.publish_on_commit(deployment_id, lambda: panels.render_incidents_push(deployment_id))
 
 

@@ -23,14 +23,18 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
+from approvals.models import Decision, GateRule
+from approvals.services import add_gate
 from comms.models import Channel, MessageKind, MessageTemplate, TemplateKind
 from comms.rendering import TemplateProblem, render_message
+from comms.services import compose, context_for
 from deployments import actors, live
 from deployments.events import record_event
 from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import DeploymentRole, EmergencyContact, Participant
 from deployments.permissions import ACT, Access, allowed, require
 from deployments.services import InvalidChange
+from incidents import panels
 from incidents.models import Incident, IncidentStatus, IncidentUpdate, Page, Severity, UpdateKind
 
 MAX_TITLE = 200
@@ -51,8 +55,6 @@ You are on the escalation list. Acknowledge in the war room: {{ incident.url }}
 
 
 def _push(deployment_id: int) -> None:
-    from incidents import panels
-
     live.publish_on_commit(deployment_id, lambda: panels.render_incidents_push(deployment_id))
 
 
@@ -243,7 +245,6 @@ def rollback_vote_decided(gate, decision: str) -> None:
     incident = Incident.objects.filter(rollback_gate=gate).first()
     if incident is None:
         return
-    from approvals.models import Decision
 
     word = gate.go_label if decision == Decision.GO else gate.no_go_label
     _timeline(incident, UpdateKind.GATE, f"Rollback vote decided {word}: {gate.decision_summary}"[:MAX_TEXT])
@@ -251,9 +252,6 @@ def rollback_vote_decided(gate, decision: str) -> None:
 
 
 def _open_rollback_gate(incident: Incident, actor) -> None:
-    from approvals.models import GateRule
-    from approvals.services import add_gate
-
     deployment = incident.deployment
     roles = list(DeploymentRole.objects.filter(deployment=deployment))
     if not roles:
@@ -277,8 +275,6 @@ def _open_rollback_gate(incident: Incident, actor) -> None:
 
 
 def _alert(incident: Incident):
-    from comms.services import context_for
-
     context = context_for(incident.deployment, incident=incident)
     template = MessageTemplate.objects.filter(deployment_id=incident.deployment_id, kind=TemplateKind.INCIDENT_ALERT).first()
     if template is not None:
@@ -412,8 +408,6 @@ def _not_yet_paged(incident: Incident, recipients: list[Recipient]) -> list[Reci
 
 def _send_pages(incident: Incident, recipients: list[Recipient], *, channels=(), now) -> None:
     """One page message (e-mail to each address, and the channels that carry pages), one Page row each."""
-    from comms.services import compose
-
     message = None
     email_to = [(r.email, r.name) for r in recipients if r.email]
     if email_to or channels:

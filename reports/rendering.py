@@ -126,7 +126,7 @@ def render_html(record: dict, *, paper: str) -> str:
 
 
 def render_pdf(record: dict, *, paper: str, progress: Progress | None = None) -> RenderedPdf:
-    import weasyprint  # heavy (pango, fonts): only the processes that render pay for it
+    import weasyprint  # noqa: PLC0415 (heavy (pango, fonts): only the processes that render pay for it)
 
     report = progress or (lambda percent, stage: None)
     report(20, "Laying out pages")

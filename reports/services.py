@@ -19,7 +19,7 @@ from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentRole
 from deployments.permissions import PermissionDenied, access_for
 from deployments.services import InvalidChange
-from reports import signoffs, versions
+from reports import signoffs, tasks, versions
 from reports.exports import export_report
 from reports.formatting import person, reader_zone
 from reports.models import JOB_STALE_AFTER, JobState, Outcome, Paper, ReportJob, SignOff
@@ -176,9 +176,7 @@ def request_report(deployment_id: int, user, *, paper: str = Paper.A4, zone: str
 
 
 def _enqueue(job_id: int) -> None:
-    from reports.tasks import render_report
-
-    render_report.delay(job_id=job_id)
+    tasks.render_report.delay(job_id=job_id)
 
 
 def claim_report_job(job_id: int) -> bool:

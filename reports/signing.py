@@ -26,7 +26,13 @@ from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
 from django.conf import settings
+
+from deployments.checkpoints import CheckpointKey
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +98,7 @@ def ensure_signing_identity() -> tuple[SigningIdentity, str]:
 
 @lru_cache(maxsize=4)
 def _load(config: tuple[str, ...]) -> SigningIdentity:
-    from pyhanko.sign.signers import SimpleSigner
+    from pyhanko.sign.signers import SimpleSigner  # noqa: PLC0415 (pyHanko is heavy: only processes that sign load it)
 
     p12, p12_password, key, cert, key_password, directory = config
     if p12:
@@ -143,11 +149,6 @@ def generate_self_signed(directory: Path, *, common_name: str | None = None) -> 
     A file lock makes the web process and the worker agree on one pair when both
     reach for it at the same moment.
     """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(directory / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -197,8 +198,8 @@ def generate_self_signed(directory: Path, *, common_name: str | None = None) -> 
 
 
 def _pdf_signer(identity: SigningIdentity):
-    from pyhanko.sign import fields, signers
-    from pyhanko.sign.timestamps import HTTPTimeStamper
+    from pyhanko.sign import fields, signers  # noqa: PLC0415 (pyHanko: only processes that sign load it)
+    from pyhanko.sign.timestamps import HTTPTimeStamper  # noqa: PLC0415 (pyHanko: only processes that sign load it)
 
     meta = signers.PdfSignatureMetadata(
         field_name=SIGNATURE_FIELD,
@@ -212,7 +213,7 @@ def _pdf_signer(identity: SigningIdentity):
 
 
 def _writer(data: bytes):
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter  # noqa: PLC0415 (pyHanko: only processes that sign load it)
 
     return IncrementalPdfFileWriter(BytesIO(data), strict=False)
 
@@ -247,11 +248,6 @@ def checkpoint_key():
 
 @lru_cache(maxsize=4)
 def _checkpoint_key(fingerprint: str, private_der: bytes, certificate_der: bytes):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-
-    from deployments.checkpoints import CheckpointKey
 
     private = serialization.load_der_private_key(private_der, password=None)
     public = x509.load_der_x509_certificate(certificate_der).public_key()

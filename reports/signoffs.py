@@ -14,6 +14,7 @@ import re
 from django.db.models import Q
 
 from deployments.models import Deployment, DeploymentRole, Item, Step
+from reports.models import SignOff
 
 # Postgres regex (case-insensitive): "Sign-Off", "Sign off", "Signoff", "Final sign-off".
 SIGN_OFF_TITLE = r"sign[ -]?off"
@@ -52,3 +53,8 @@ def requested_roles(deployment: Deployment) -> list[DeploymentRole]:
         if role is not None:
             named.add(role.pk)
     return [role for role in roles if role.pk in named]
+
+
+def signed_role_ids(deployment: Deployment) -> set[int]:
+    """The roles that signed the report off (a ``deployments.hooks.report_sign_offs`` provider)."""
+    return set(SignOff.objects.filter(deployment=deployment).values_list("role_id", flat=True))

@@ -32,6 +32,7 @@ from io import BytesIO
 from deployments.events import event_hash, verify_chain
 from deployments.models import Deployment, Event
 from deployments.permissions import access_for
+from reports.models import JobState, ReportJob
 from reports.record import ATTACHMENT_NAME, RECORD_FORMAT
 from reports.signing import SIGNATURE_FIELD, certificate_fingerprint, signing_identity
 
@@ -125,7 +126,7 @@ def _verify(data: bytes, viewer, facts: list) -> Verification:
             facts,
         )
 
-    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.reader import PdfFileReader  # noqa: PLC0415 (pyHanko is heavy: only processes that verify load it)
 
     try:
         reader = PdfFileReader(BytesIO(document), strict=False)
@@ -221,8 +222,8 @@ def _verify(data: bytes, viewer, facts: list) -> Verification:
 
 
 def _validate(signature, certificate):
-    from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko_certvalidator import ValidationContext
+    from pyhanko.sign.validation import validate_pdf_signature  # noqa: PLC0415 (pyHanko: only processes that verify load it)
+    from pyhanko_certvalidator import ValidationContext  # noqa: PLC0415 (pyHanko: only processes that verify load it)
 
     context = ValidationContext(trust_roots=[certificate], allow_fetching=False, revocation_mode="soft-fail")
     return validate_pdf_signature(signature, signer_validation_context=context)
@@ -262,7 +263,7 @@ def _changes_after_signing(reader, signature, status, file_size: int) -> list[st
     signatures, no validation data), so any byte after the signed range is a change:
     each incremental update is described by what it changed, and the bytes are counted.
     """
-    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko.sign.validation.status import SignatureCoverageLevel  # noqa: PLC0415 (pyHanko: only processes that verify load it)
 
     _, _, start2, length2 = (int(n) for n in signature.byte_range)
     signed_end = start2 + length2
@@ -434,8 +435,6 @@ def _issued_version(deployment_id: int, record: dict, sha256: str):
 
     The file's own hash ties it to the register of issued PDFs; its record must name the same
     version and the same head of the log the job recorded."""
-    from reports.models import JobState, ReportJob
-
     version = record.get("version")
     number = version.get("number") if isinstance(version, dict) else None
     if not number:
@@ -455,8 +454,6 @@ def _issued_version(deployment_id: int, record: dict, sha256: str):
 
 
 def _later_versions(job) -> str:
-    from reports.models import JobState, ReportJob
-
     latest = (
         ReportJob.objects.filter(deployment_id=job.deployment_id, state=JobState.DONE, version__gt=job.version)
         .order_by("-version")

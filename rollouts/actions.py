@@ -22,8 +22,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from checklists.models import StepAction
+from rollouts.controller import validate_plan
 from rollouts.models import Target
 from rollouts.runner import ActionFailed, RunContext, mask
+from warroom.embedded import pg_bin_dir
 
 CONNECT_TRIES = 3
 
@@ -40,8 +42,6 @@ def validate_action(action: str, config: dict) -> None:
     if not isinstance(config, dict):
         raise ValidationError({"action_config": "Must be an object."})
     if action == StepAction.ROLLOUT:
-        from rollouts.controller import validate_plan
-
         problems = validate_plan(config)
         if problems:
             raise ValidationError({"action_config": "; ".join(problems)})
@@ -89,7 +89,6 @@ def pg_tool(name: str) -> str:
     configured = settings.WARROOM_PG_BIN_DIR
     if configured:
         return str(Path(configured) / name)
-    from warroom.embedded import pg_bin_dir
 
     bundled = pg_bin_dir() / name
     return str(bundled) if bundled.exists() else (shutil.which(name) or name)

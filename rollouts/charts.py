@@ -72,3 +72,43 @@ def gate_chart(gate, readings) -> str:
         )
     out.append("</svg>")
     return mark_safe("".join(out))  # noqa: S308 (every text in it went through escape())
+
+
+# --- the TV's sparklines ---------------------------------------------------------------
+
+SPARK_W, SPARK_H = 300, 64
+
+
+def sparkline(gate, readings) -> str:
+    """A metric's recent readings as a small SVG line, the threshold dashed; dark-screen colours."""
+    points = [r for r in readings if r.gate_id == gate.pk and r.value is not None]
+    label = f"{gate.name}: {len(points)} readings, threshold {gate.comparator} {gate.threshold:g}{gate.unit}"
+    if not points:
+        return ""
+    t0, t1 = points[0].taken_at, points[-1].taken_at
+    span = (t1 - t0).total_seconds() or 1.0
+    values = [r.value for r in points] + [gate.threshold]
+    lo, hi = min(*values, 0.0), max(values) * 1.15 or 1.0
+
+    def x(moment):
+        return 2 + (moment - t0).total_seconds() / span * (SPARK_W - 4)
+
+    def y(value):
+        return 4 + (1 - (value - lo) / ((hi - lo) or 1)) * (SPARK_H - 8)
+
+    line = " ".join(f"{x(r.taken_at):.1f},{y(r.value):.1f}" for r in points)
+    last = points[-1]
+    colour = "#69f0ae" if last.status == "pass" else "#ff5252"
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SPARK_W} {SPARK_H}" preserveAspectRatio="none" '
+        f'class="spark" role="img" aria-label="{escape(label)}">',
+        f'<line x1="0" x2="{SPARK_W}" y1="{y(gate.threshold):.1f}" y2="{y(gate.threshold):.1f}" stroke="#ff5252" '
+        'stroke-width="2" stroke-dasharray="6 4" vector-effect="non-scaling-stroke"/>',
+    ]
+    if len(points) > 1:
+        out.append(
+            f'<polyline fill="none" stroke="#4fc3f7" stroke-width="3" vector-effect="non-scaling-stroke" points="{line}"/>'
+        )
+    out.append(f'<circle cx="{x(last.taken_at):.1f}" cy="{y(last.value):.1f}" r="4" fill="{colour}"/>')
+    out.append("</svg>")
+    return mark_safe("".join(out))  # noqa: S308 (the only text, the label, went through escape())

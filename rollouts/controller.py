@@ -20,7 +20,7 @@ from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentState, Phase
 from deployments.permissions import TAKE_TRAFFIC_BACK, PermissionDenied, access_for, require_system
 from deployments.services import InvalidChange, require_unfinished, transition_state
-from rollouts import drafting, metrics, traffic
+from rollouts import drafting, metrics, panels, traffic
 from rollouts.models import (
     MetricGate,
     MetricReading,
@@ -39,8 +39,6 @@ LIVE = {*ACTIVE, RolloutState.PAUSED}
 
 
 def _push(deployment_id: int) -> None:
-    from rollouts import panels
-
     live.publish_on_commit(deployment_id, lambda: panels.render_rollout_push(deployment_id))
 
 

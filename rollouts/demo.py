@@ -21,7 +21,7 @@ from deployments import live
 from deployments.forms import parse_id
 from deployments.permissions import access_for, get_visible_deployment_or_404
 from deployments.views import toast_response
-from rollouts.models import DEMO_ROUTER, DEMO_SOURCE
+from rollouts.models import DEMO_ROUTER, DEMO_SOURCE, MetricGate
 from warroom.webhooks import BadSignature, verify_signature
 
 SECRET_ENV = "WARROOM_DEMO_ROUTER_SECRET"  # noqa: S105 (the variable's name, not a secret)
@@ -46,8 +46,6 @@ def metrics(request):
 
 def is_demo_deployment(deployment_id: int) -> bool:
     """A deployment whose rollout reads the demo's metrics (seed_demo makes one)."""
-    from rollouts.models import MetricGate
-
     return (
         settings.WARROOM_DEMO
         and MetricGate.objects.filter(plan__deployment_id=deployment_id, source_def__name=DEMO_SOURCE).exists()

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from checklists.models import StepAction
 from deployments.models import Deployment, Step
@@ -171,8 +172,6 @@ class TaskRun(models.Model):
             return None
         end = self.finished_at
         if end is None:
-            from django.utils import timezone
-
             end = timezone.now()
         return round((end - self.started_at).total_seconds(), 1)
 

@@ -1,11 +1,12 @@
 """The rollouts part of the signed report: task runs with artifacts and log tails; the rollout."""
 
+from reports.sections import Section, Table
+from rollouts.charts import gate_chart
+from rollouts.controller import recent_readings
 from rollouts.models import RolloutPlan, TaskRun
 
 
 def task_runs_section(deployment):
-    from reports.sections import Section, Table
-
     runs = list(
         TaskRun.objects.filter(deployment=deployment).select_related("target", "step", "started_by").order_by("created_at")
     )
@@ -62,10 +63,6 @@ def task_runs_section(deployment):
 
 
 def rollout_section(deployment):
-    from reports.sections import Section, Table
-    from rollouts.charts import gate_chart
-    from rollouts.controller import recent_readings
-
     plan = RolloutPlan.objects.filter(deployment=deployment).first()
     if plan is None:
         return None

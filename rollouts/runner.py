@@ -22,7 +22,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from django.utils.html import escape
 
+from deployments import live
 from rollouts.models import RunState, TaskLogLine, TaskRun
 
 FLUSH_SECONDS = 0.1
@@ -108,9 +110,7 @@ class RunContext:
             count = self._seq
         TaskLogLine.objects.bulk_create(TaskLogLine(run_id=self.run.pk, seq=first + i, text=text) for i, text in enumerate(lines))
         TaskRun.objects.filter(pk=self.run.pk).update(log_line_count=count, log_tail=tail)
-        from rollouts import panels
-
-        panels.push_log_lines(self.run, first, lines)
+        push_log_lines(self.run, first, lines)
 
     # --- heartbeat and cancel --------------------------------------------------------------
 
@@ -206,3 +206,10 @@ class RunContext:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def push_log_lines(run: TaskRun, first_seq: int, lines: list[str]) -> None:
+    """Append a batch of log lines on every screen (the page keeps a bounded tail)."""
+    text = escape("\n".join(lines) + "\n")
+    fragment = f'<pre hx-swap-oob="beforeend:#run-{run.pk}-log" data-first="{first_seq}" data-count="{len(lines)}">{text}</pre>'
+    live.publish(run.deployment_id, [fragment])

@@ -26,16 +26,15 @@ from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Item, Step
 from deployments.permissions import PermissionDenied, access_for
 from deployments.services import InvalidChange
-from rollouts import actions
+from rollouts import actions, panels, tasks
 from rollouts.models import ACTIVE_RUN_STATES, RunState, Target, TargetBinding, TaskRun
 from rollouts.runner import ActionFailed, RunCancelled, RunContext, RunTimedOut, mask, secrets_in_url
+from warroom.celery import app
 
 log = logging.getLogger(__name__)
 
 
 def _push(deployment_id: int, run_id: int) -> None:
-    from rollouts import panels
-
     live.publish_on_commit(deployment_id, lambda: panels.render_run_push(run_id))
 
 
@@ -104,8 +103,6 @@ class QueueUnavailable(InvalidChange):
 
 
 def queue_reachable(timeout: float = 2.0) -> bool:
-    from warroom.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
@@ -120,12 +117,10 @@ ENQUEUE_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "i
 def _enqueue(run_id: int) -> None:
     """After commit: hand the run to a worker. If the broker went away since the check, the
     run fails at once with the reason (never stays queued for nobody) and the caller is told."""
-    from rollouts.tasks import execute_run_task
-
     try:
         # A bounded retry: a connection left stale by a Redis restart is replaced, a Redis
         # that is really down is given up on within about a second.
-        execute_run_task.apply_async(kwargs={"run_id": run_id}, retry=True, retry_policy=ENQUEUE_RETRY)
+        tasks.execute_run_task.apply_async(kwargs={"run_id": run_id}, retry=True, retry_policy=ENQUEUE_RETRY)
     except Exception as exc:  # kombu raises several kinds when the broker is down
         log.warning("run %s not enqueued: %r", run_id, exc)
         with transaction.atomic():

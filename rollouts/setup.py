@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -11,6 +12,7 @@ from django.db import transaction
 
 from checklists.models import TemplateStep
 from rollouts.actions import validate_action
+from rollouts.demo import SECRET_ENV, demo_plan
 from rollouts.models import DEMO_ROUTER, DEMO_SOURCE, MetricSource, MetricSourceKind, Router, RouterKind, Target
 
 
@@ -49,7 +51,6 @@ def ensure_demo_target(*, base_url: str) -> Target:
     secret_file.parent.mkdir(parents=True, exist_ok=True)
     secret_file.write_text(url + "\n")
     secret_file.chmod(0o600)
-    import sys
 
     target = Target.objects.filter(name="demo").first() or Target(name="demo")
     target.description = "Demo system: its own database in the embedded PostgreSQL, Warroom's health URL"
@@ -94,8 +95,6 @@ DEMO_ACTIONS = {
 
 def ensure_demo_rollout_definitions(*, base_url: str) -> tuple[Router, MetricSource]:
     """What an administrator would define for the demo: its router and its metrics, both inside Warroom."""
-    from rollouts.demo import SECRET_ENV
-
     router = Router.objects.filter(name=DEMO_ROUTER).first() or Router(name=DEMO_ROUTER)
     router.kind, router.url, router.secret_env = RouterKind.WEBHOOK, f"{base_url}/demo/router", SECRET_ENV
     router.description = "The demo's pretend load balancer (HMAC-signed webhook inside Warroom)"
@@ -110,8 +109,6 @@ def ensure_demo_rollout_definitions(*, base_url: str) -> tuple[Router, MetricSou
 
 
 def apply_demo_actions(version, *, base_url: str) -> None:
-    from rollouts.demo import demo_plan
-
     ensure_demo_rollout_definitions(base_url=base_url)
     actions = {**DEMO_ACTIONS, DEMO_ROLLOUT_STEP: ("rollout", demo_plan())}
     for step in TemplateStep.objects.filter(phase__version=version):

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from rollouts import runs
+from rollouts.controller import tick_all
 
 
 @shared_task(name="rollouts.execute_run", ignore_result=True, acks_late=True)
@@ -16,7 +17,6 @@ def execute_run_task(*, run_id: int):
 def tick_rollouts_task():
     # Beat sends this every WARROOM_ROLLOUT_TICK_SECONDS; a tick that waited in the
     # queue longer than a few seconds is stale and expires instead of piling up.
-    from rollouts.controller import tick_all
 
     return tick_all()
 

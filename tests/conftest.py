@@ -21,19 +21,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.urls import clear_url_caches
 
+import rollouts.urls
+import warroom.urls
 from deployments import live
+from deployments.live import redis_client
 from tests.factories import make_deployment, make_user, staff_deployment
 from warroom import server
+from warroom.celery import app
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _clean_test_redis():
-    from deployments.live import redis_client
-
     redis_client().flushdb()
     yield
 
@@ -70,8 +73,6 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> No
 @pytest.fixture(scope="session")
 def process_env(django_db_setup):
     """Environment for child processes: the same settings, pointed at the test database."""
-    from django.db import connection
-
     url = urlsplit(settings.DATABASE_URL)
     env = dict(os.environ)
     env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
@@ -149,7 +150,6 @@ def start_worker(env, log_path, *, name="testworker", concurrency=2, extra=()):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    from warroom.celery import app
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -173,9 +173,6 @@ def celery_worker(process_env, tmp_path_factory):
 
 
 def _reload_urls():
-    import rollouts.urls
-    import warroom.urls
-
     importlib.reload(rollouts.urls)
     importlib.reload(warroom.urls)
     clear_url_caches()

@@ -22,6 +22,7 @@ from django.db.models import Value
 from django.db.models.functions import Cast, Concat
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 
 from deployments import services
 from deployments.models import Item
@@ -142,8 +143,6 @@ def test_the_finder_finds_what_it_looks_for():
     assert injected_elements(f'<input value="{VECTOR}">')
     assert injected_elements(f"<p>{SHORT_VECTOR}</p>")
     assert injected_elements('<a href=" javascript:alert(1)">x</a>')
-    from django.utils.html import escape
-
     assert not injected_elements(f'<p>{escape(VECTOR)}</p><input value="{escape(VECTOR)}">')
 
 

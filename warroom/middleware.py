@@ -1,7 +1,12 @@
 import zoneinfo
 
-from django.http import HttpResponseBadRequest
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.shortcuts import render
 from django.utils import timezone
+
+from deployments.services import InvalidChange
+from deployments.views import toast_response
 
 TIMEZONE_COOKIE = "warroom_tz"
 
@@ -81,12 +86,6 @@ class DomainErrorsMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-        from django.http import JsonResponse
-        from django.shortcuts import render
-
-        from deployments.services import InvalidChange
-        from deployments.views import toast_response
 
         if isinstance(exception, InvalidChange):
             status = getattr(exception, "http_status", 400)

@@ -125,6 +125,9 @@ INSTALLED_APPS = [
     "comms",
     "incidents",
     "reports",
+    # The project itself, on top of the apps: the commands that compose them (the demo seed,
+    # the health check). See "Layers" in the README.
+    "warroom",
 ]
 
 MIDDLEWARE = [

@@ -1,6 +1,7 @@
 """Times in the deployment's own zone, for screens shared by a room (the TV) where the
 browser's zone says nothing about the deployment."""
 
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import template
@@ -39,8 +40,6 @@ def readings_grouped(events):
     """Recent events with each run of metric readings typed by hand folded into one line:
     a stage's readings are one story ("5 readings …, latest: …"), not five lines that push
     everything else out of the panel. The event log keeps every one."""
-    from types import SimpleNamespace
-
     out, run = [], []
 
     def flush():

@@ -7,6 +7,8 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from markdown_it import MarkdownIt
 
+from checklists.models import StepAction
+
 register = template.Library()
 
 # Raw HTML in runbooks is shown as text, never rendered; markdown-it refuses
@@ -40,8 +42,6 @@ def moment(value, fmt="datetime"):
 
 @register.filter
 def action_label(action: str) -> str:
-    from checklists.models import StepAction
-
     return {"maintenance_on": "maintenance on", "maintenance_off": "maintenance off"}.get(
         action, StepAction(action).label.lower() if action in StepAction.values else action
     )

@@ -12,7 +12,7 @@ from approvals.models import ApiToken, Decision, Gate, GateRule, GateState, Vote
 from deployments import services as deployment_services
 from deployments.models import DeploymentRole, Event, Item
 from deployments.permissions import PermissionDenied
-from tests.factories import make_user
+from tests.factories import make_deployment, make_user
 
 
 @pytest.mark.django_db(transaction=True)
@@ -71,7 +71,6 @@ def test_token_lifecycle_and_gate_api(crew):
     state = _api(client, "get", f"/api/v1/deployments/{deployment.pk}/gates/{gate_id}/?wait=0", raw).json()
     assert state["state"] == "open" and state["decision"] is None
     # Another deployment's token does not open this one.
-    from tests.factories import make_deployment
 
     other = make_deployment(lead=people["lead"])
     _, other_raw = services.create_api_token(other, people["lead"], name="other")

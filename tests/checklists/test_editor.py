@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import AnonymousUser, Permission
 from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from checklists import services
 from checklists.importing import export_markdown, import_runbook
@@ -30,6 +33,7 @@ from checklists.models import (
     TemplateStep,
 )
 from checklists.services import TemplateEditError
+from deployments import services as deployment_services
 from deployments.models import Deployment
 from tests.factories import make_user, release_manager
 
@@ -153,8 +157,6 @@ def hx_post(client, url, data=None):
 
 
 def test_can_edit_runbooks(db, editor, granted, reader):
-    from django.contrib.auth.models import AnonymousUser
-
     superuser = make_user("root")
     superuser.is_superuser = True
     superuser.save(update_fields=["is_superuser"])
@@ -259,11 +261,6 @@ def test_move_item_keeps_children_with_their_parent(version, editor):
 
 
 def test_a_deployment_made_after_reordering_keeps_the_nesting(version, editor):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from deployments import services as deployment_services
 
     step = step_named(version, "Step 1")
     services.move_item(editor, step.items.get(text="Backup taken").pk, "down")
@@ -619,11 +616,6 @@ def test_edits_of_missing_rows_are_404_not_500(version, editor):
 
 
 def test_version_page_says_when_deployments_were_made_from_it(version, editor):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from deployments import services as deployment_services
 
     url = reverse("checklists:version", args=[version.pk])
     assert "deployment was created from this version" not in client_for(editor).get(url).content.decode()
@@ -653,8 +645,6 @@ def test_export_download(version, reader):
 
 
 def test_upload_imports_and_redirects_to_the_version(editor):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     client = client_for(editor)
     page = client.get(reverse("checklists:import")).content.decode()
     assert '<label for="id_file">Runbook file (Markdown)</label>' in page
@@ -673,8 +663,6 @@ def test_upload_imports_and_redirects_to_the_version(editor):
 
 
 def test_upload_errors_are_shown_inline_and_store_nothing(editor, settings):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     client = client_for(editor)
     bad = b"# Runbook\n\n## Phase\n\n- [ ] fine\n- [ ] bad \x00 byte\n"
     response = client.post(reverse("checklists:import"), {"file": SimpleUploadedFile("bad.md", bad)})
@@ -692,8 +680,6 @@ def test_upload_errors_are_shown_inline_and_store_nothing(editor, settings):
 
 
 def test_upload_dry_run_previews_and_stores_nothing(editor):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     data = (SHARED / "expense-accounts-procedure.md").read_bytes()
     response = client_for(editor).post(
         reverse("checklists:import"), {"file": SimpleUploadedFile("expense.md", data), "dry_run": "on"}
@@ -705,8 +691,6 @@ def test_upload_dry_run_previews_and_stores_nothing(editor):
 
 
 def test_upload_as_a_new_version_of_a_chosen_runbook(version, editor):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     data = (SHARED / "expense-accounts-procedure.md").read_bytes()
     response = client_for(editor).post(
         reverse("checklists:import"), {"file": SimpleUploadedFile("expense.md", data), "runbook": version.runbook_id}
@@ -716,8 +700,6 @@ def test_upload_as_a_new_version_of_a_chosen_runbook(version, editor):
 
 
 def test_upload_is_refused_to_readers(reader):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     response = client_for(reader).post(reverse("checklists:import"), {"file": SimpleUploadedFile("x.md", SMALL_RUNBOOK.encode())})
     assert response.status_code == 403
     assert not RunbookVersion.objects.exists()
@@ -734,8 +716,6 @@ def test_runbook_page_lists_versions(version, reader):
 
 
 def test_upload_preview_says_what_was_understood(editor):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     data = (Path(__file__).resolve().parent / "runbooks" / "release-numbered.md").read_bytes()
     response = client_for(editor).post(
         reverse("checklists:import"), {"file": SimpleUploadedFile("release.md", data), "dry_run": "on"}

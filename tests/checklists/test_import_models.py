@@ -30,6 +30,7 @@ from checklists.models import (
 from checklists.parsing import iter_items, parse_runbook
 from checklists.rendering import render_markdown
 from checklists.review import is_placeholder, role_names
+from deployments import services as deployment_services
 from tests.factories import make_user
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -323,8 +324,6 @@ def test_a_different_title_is_a_different_runbook_unless_the_runbook_is_named():
 
 
 def test_a_deployment_keeps_the_version_it_was_created_from():
-    from deployments import services as deployment_services
-
     lead = make_user("lead")
     data = (SHARED / "smartwallet-checklist.md").read_bytes()
     v1 = import_runbook(data).version

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from comms import services
 from comms.models import Transport, WebhookEndpoint
@@ -44,8 +45,6 @@ class SmtpRecorder:
 
 @pytest.fixture
 def smtp_server():
-    from aiosmtpd.controller import Controller
-
     recorder = SmtpRecorder()
     recorder.port = free_port()
     controller = Controller(recorder, hostname="127.0.0.1", port=recorder.port)

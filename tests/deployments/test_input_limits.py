@@ -7,6 +7,7 @@ import time
 import pytest
 from django.test import Client
 
+from approvals import api
 from approvals import services as approval_services
 from approvals.models import Gate
 from deployments.models import Participant
@@ -75,8 +76,6 @@ def test_gate_long_poll_answers_at_once_whatever_wait_says(crew, wait):
 
 
 def test_gate_long_poll_caps_a_huge_finite_wait():
-    from approvals import api
-
     assert api._wait_seconds("1e300") == api.MAX_WAIT_SECONDS
     assert api._wait_seconds("0.5") == 0.5 and api._wait_seconds("") == 0
 

@@ -8,6 +8,7 @@ from deployments import services
 from deployments.events import verify_chain
 from deployments.models import DeploymentState, Event, Item
 from deployments.permissions import PermissionDenied
+from tests.factories import make_user
 
 
 def _item(deployment, text):
@@ -61,7 +62,6 @@ def test_undo_only_by_the_doer_or_the_lead(crew):
     item = _item(deployment, "Check 2.2")
     item = services.update_item(item.pk, qa2, revision=item.revision, checked=True)
     # A second QA lead may tick QA items but may not undo someone else's tick.
-    from tests.factories import make_user
 
     other = make_user("qa2")
     services.set_participant(deployment, people["lead"], other, role_names=["QA Lead"])

@@ -1,14 +1,25 @@
 """Every page and mutating endpoint, walked by every persona."""
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
+import redis
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from deployments.models import Deployment, Event, Item
+from approvals import services as approval_services
+from approvals.models import Gate, GateRule
+from deployments import live, screens, services
+from deployments import services as deployment_services
+from deployments.models import Deployment, DeploymentRole, DeploymentState, Event, Item
+from deployments.templatetags.screens import readings_grouped
+from incidents import services as incident_services
+from tests.conftest import free_port
+from tests.factories import make_deployment, make_user, make_version
 
 VIEWERS = ["lead", "po", "qa", "devops", "dba", "observer"]
 
@@ -123,7 +134,6 @@ def test_stale_tick_shows_current_state_and_says_so(crew):
 
 def test_item_of_another_deployment_is_404(crew):
     deployment, people = crew
-    from tests.factories import make_deployment
 
     other = make_deployment(lead=people["lead"])
     foreign = Item.objects.filter(deployment=other).first()
@@ -134,9 +144,6 @@ def test_item_of_another_deployment_is_404(crew):
 
 
 def test_warroom_render_query_count_does_not_grow_with_items(db, django_assert_max_num_queries):
-    from django.test.utils import CaptureQueriesContext
-
-    from tests.factories import make_deployment, make_user
 
     lead = make_user("lead")
     counts = []
@@ -151,7 +158,6 @@ def test_warroom_render_query_count_does_not_grow_with_items(db, django_assert_m
 
 def test_dashboard_shows_only_my_deployments_with_filters(crew):
     deployment, people = crew
-    from tests.factories import make_deployment, make_user
 
     make_deployment(lead=make_user("someone-else"))
     page = client_for(people["qa"]).get("/").content.decode()
@@ -161,8 +167,6 @@ def test_dashboard_shows_only_my_deployments_with_filters(crew):
 
 
 def test_create_deployment_in_a_time_zone(db):
-    from tests.factories import make_user, make_version
-
     lead = make_user("lead")
     version = make_version()
     response = client_for(lead).post(
@@ -214,7 +218,6 @@ def test_verify_events_command(crew, capsys):
 
 def test_late_step_is_visible_on_the_board(crew):
     deployment, people = crew
-    from deployments import services
 
     services.reanchor_t0(deployment.pk, people["lead"], timezone.now() - timedelta(hours=2), reason="late start")
     page = client_for(people["qa"]).get(f"/deployments/{deployment.pk}/board/").content.decode()
@@ -223,10 +226,6 @@ def test_late_step_is_visible_on_the_board(crew):
 
 def test_the_board_renders_from_postgresql_while_redis_is_down(crew, monkeypatch):
     """The fallback a screen fetches must not depend on the thing that failed."""
-    import redis
-
-    from deployments import live
-    from tests.conftest import free_port
 
     deployment, people = crew
     monkeypatch.setattr(live, "_redis_client", redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1))
@@ -241,11 +240,6 @@ def test_the_board_renders_from_postgresql_while_redis_is_down(crew, monkeypatch
 
 
 def _two_role_voter(deployment, people):
-    from approvals import services as approval_services
-    from approvals.models import Gate, GateRule
-    from deployments import services as deployment_services
-    from deployments.models import DeploymentRole
-
     deployment_services.set_participant(deployment, people["lead"], people["qa"], role_names=["QA Lead", "DBA"])
     gate = Gate.objects.get(deployment=deployment)
     roles = list(DeploymentRole.objects.filter(deployment=deployment, name__in=["QA Lead", "DBA"]).values_list("pk", flat=True))
@@ -265,9 +259,6 @@ def test_a_tally_lists_a_person_once_with_their_roles(crew, page):
 
 
 def test_finished_deployment_has_a_stopped_clock_and_no_controls(crew):
-    from deployments import services as deployment_services
-    from deployments.models import DeploymentState
-
     deployment, people = crew
     for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
         deployment_services.change_state(deployment.pk, people["lead"], state)
@@ -327,9 +318,6 @@ def test_the_war_room_asks_for_my_waiting_part_without_duplicating_its_lines(cre
 
 
 def test_typed_metric_readings_fold_into_one_recent_events_line():
-    from types import SimpleNamespace
-
-    from deployments.templatetags.screens import readings_grouped
 
     def event(seq, action, summary):
         return SimpleNamespace(seq=seq, action=action, summary=summary, created_at=None, actor_label="Lena Lead")
@@ -353,9 +341,6 @@ def test_typed_metric_readings_fold_into_one_recent_events_line():
 
 
 def _in_progress(deployment, people):
-    from deployments import services as deployment_services
-    from deployments.models import DeploymentState
-
     for state in (DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS):
         deployment_services.change_state(deployment.pk, people["lead"], state)
 
@@ -367,8 +352,6 @@ def _stop_banner(client, deployment):
 
 
 def test_tv_banner_says_why_a_no_go_stopped_the_deployment(crew):
-    from approvals import services as approval_services
-
     deployment, people = crew
     gate = _two_role_voter(deployment, people)
     _in_progress(deployment, people)
@@ -381,10 +364,6 @@ def test_tv_banner_says_why_a_no_go_stopped_the_deployment(crew):
 
 
 def test_tv_banner_names_an_open_sev1_and_a_pause_with_its_reason(crew):
-    from deployments import services as deployment_services
-    from deployments.models import DeploymentState
-    from incidents import services as incident_services
-
     deployment, people = crew
     _in_progress(deployment, people)
     deployment_services.change_state(deployment.pk, people["lead"], DeploymentState.PAUSED, reason="waiting for the vendor")
@@ -397,8 +376,6 @@ def test_tv_banner_names_an_open_sev1_and_a_pause_with_its_reason(crew):
 
 
 def test_tv_fragment_is_rendered_once_per_push_however_many_tvs_fetch_it(crew, monkeypatch):
-    from deployments import live, screens
-
     deployment, people = crew
     calls = []
     real = screens.tv_context

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from approvals import services as approval_services
 from approvals.models import Gate, GateRule
+from checklists.importing import import_runbook
 from deployments import live
 from deployments import services as deployment_services
 from deployments.models import DeploymentRole, DeploymentState, Item
@@ -272,8 +273,6 @@ KEYWORDS = {"po": ("product owner",), "qa": ("qa",), "devops": ("devops",), "dba
 
 def test_the_demo_runbook_on_the_tv_and_the_phone(crew, login):
     """The real demo runbook (long titles, people in several near-identical roles)."""
-    from checklists.importing import import_runbook
-
     _, people = crew
     version = import_runbook(DEMO_RUNBOOK.read_bytes(), filename=DEMO_RUNBOOK.name, user=people["lead"]).version
     deployment = deployment_services.create_deployment(

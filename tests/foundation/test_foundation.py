@@ -9,6 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from deployments.models import Deployment
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -110,7 +112,6 @@ def test_login_page_and_demo_logins(capsys):
     call_command("seed_demo", "--password", "demo-pass-123")
     call_command("seed_demo", "--password", "demo-pass-123")  # idempotent
     out = capsys.readouterr().out
-    from deployments.models import Deployment
 
     assert Deployment.objects.count() == 1
     assert out.count("Created demo deployment") == 1

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 
 from approvals.models import GateRule, GateState
+from approvals.services import cast_vote
 from checklists.models import TemplateRole
 from comms.models import Delivery, Message, MessageKind, Transport, WebhookEndpoint
 from comms.services import save_channel
@@ -76,7 +77,6 @@ def test_a_sev1_opens_a_rollback_gate_decided_by_the_product_owner_and_pages_lev
     assert [k for k, _ in timeline] == [UpdateKind.RAISED, UpdateKind.GATE, UpdateKind.PAGE]
     assert "Product Owner decides" in timeline[1][1] and "Next level in 5 min" in timeline[2][1]
     # The product owner's NO-GO on the gate pauses a running deployment (approvals' rule).
-    from approvals.services import cast_vote
 
     deployment_services.change_state(deployment.pk, people["lead"], "scheduled")
     deployment_services.change_state(deployment.pk, people["lead"], "in_progress")

@@ -13,6 +13,7 @@ from deployments.models import Event, Item, Step
 from deployments.permissions import PermissionDenied
 from deployments.services import InvalidChange
 from incidents import review, services
+from reports.sections import collect
 from tests.factories import make_deployment, make_user, staff_deployment
 
 
@@ -103,8 +104,6 @@ def test_review_data_of_a_deployment_without_a_review(crew):
 
 
 def test_the_report_gets_an_incidents_section(crew):
-    from reports.sections import collect
-
     deployment, people = crew
     services.raise_incident(deployment.pk, people["qa"], severity="sev1", title="Outage")
     services.raise_incident(deployment.pk, people["qa"], severity="sev3", title="Typo")

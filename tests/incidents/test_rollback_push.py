@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 
 from approvals.services import cast_vote
 from deployments import live
+from deployments import services as deployment_services
 from incidents import services
 from incidents.panels import render_incidents_push
 from warroom.routing import websocket_urlpatterns
@@ -59,8 +60,6 @@ def test_the_incident_says_how_its_rollback_vote_was_decided(crew, choice):
 
 
 def test_a_rollback_vote_cancelled_by_the_end_of_the_deployment_is_not_shown_open(crew):
-    from deployments import services as deployment_services
-
     deployment, people = crew
     services.raise_incident(deployment.pk, people["qa"], severity="sev1", title="Checkout down")
     deployment_services.change_state(deployment.pk, people["lead"], "aborted", reason="called off")

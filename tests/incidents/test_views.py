@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from approvals.services import cast_vote
 from deployments import services as deployment_services
 from incidents import review, services
 from incidents.models import ActionItem, Incident, Review
@@ -151,8 +152,6 @@ def test_review_forms_refuse_bad_input_with_400(crew):
 def test_the_review_page_names_choices_in_words_not_stored_values(crew):
     """The SEV1's rollback vote reads as the gate's own word ("NO-GO", as on the war room and in
     the runbook's ☐ GO ☐ NO-GO), never as the stored value."""
-    from approvals.services import cast_vote
-
     deployment, people = crew
     for state in ("scheduled", "in_progress"):
         deployment_services.change_state(deployment.pk, people["lead"], state)

@@ -2,6 +2,7 @@
 every format from the command line."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -14,6 +15,7 @@ from reports.exports import export_report
 from reports.models import Outcome
 from reports.record import build_record
 from tests.factories import PASSWORD
+from tests.reports.conftest import pdf_pages_text
 
 
 def test_markdown_is_the_runbook_as_filled_in(finished_crew):
@@ -51,8 +53,6 @@ def test_json_record_carries_every_event_and_recomputes(finished_crew):
     # The chain can be recomputed from the JSON alone.
     prev = ""
     for event in record["events"]:
-        from datetime import datetime
-
         fields = {k: event[k] for k in ("seq", "actor_id", "actor_label", "action", "object_type", "object_id", "summary")}
         recomputed = event_hash(
             deployment_id=deployment.pk,
@@ -109,7 +109,6 @@ def test_other_apps_fill_report_sections(finished_crew, incident_provider, tmp_p
     assert incidents["records"][0]["what"] == "Error rate spike"
     markdown = export_report(deployment.pk, "md").content.decode()
     assert "| When | What | Resolution |" in markdown and "Error rate spike \\| 5xx" in markdown
-    from tests.reports.conftest import pdf_pages_text
 
     text = "\n".join(pdf_pages_text(export_report(deployment.pk, "pdf").content, tmp_path))
     assert "Rolled forward" in text and "No incidents were recorded." not in text
@@ -211,8 +210,6 @@ def test_html_a_user_typed_is_escaped_in_the_markdown_export(report_crew):
 
 def test_the_reader_picks_the_time_zone_at_export(report_crew):
     """Planned in Berlin; read in New York and Tokyo. T-0 fixed at a known instant, converted by hand."""
-    from datetime import UTC, datetime
-
     deployment, _ = report_crew
     Deployment.objects.filter(pk=deployment.pk).update(planned_t0=datetime(2026, 7, 1, 20, 0, tzinfo=UTC))
     default = export_report(deployment.pk, "md").content.decode()

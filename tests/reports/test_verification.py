@@ -1,5 +1,6 @@
 """The verifier: one clear verdict for every kind of file, never a traceback."""
 
+import datetime
 import http.server
 import threading
 from io import BytesIO
@@ -14,6 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.signers import SimpleSigner
+from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from deployments import services as deployment_services
 from deployments.models import ChainCheckpoint
@@ -211,7 +213,6 @@ def test_verification_survives_any_bytes(report):
 def _key_and_cert(common_name: str, *, tsa: bool = False):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    import datetime
 
     now = datetime.datetime.now(datetime.UTC)
     builder = (
@@ -257,8 +258,6 @@ def test_wrong_pkcs12_password_says_so(db, tmp_path, settings):
 @pytest.fixture
 def timestamp_authority():
     """A real RFC 3161 responder over HTTP (pyHanko's in-process TSA behind http.server)."""
-    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
-
     key, cert = _key_and_cert("Test TSA", tsa=True)
     stamper = DummyTimeStamper(
         tsa_cert=x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),

@@ -13,6 +13,7 @@ from reports.exports import export_report
 from reports.models import JobState, ReportJob, SignOff
 from reports.verification import Verdict, verify_report
 from tests.factories import PASSWORD, make_deployment
+from tests.reports.test_verification import _with_title
 
 PARTICIPANTS = ["lead", "po", "qa", "devops", "dba", "observer"]
 
@@ -189,8 +190,6 @@ def test_anyone_signed_in_may_verify(finished_crew):
 
 
 def test_verifier_page_names_what_changed_after_signing(finished_crew):
-    from tests.reports.test_verification import _with_title
-
     deployment, people = finished_crew
     pdf = export_report(deployment.pk, "pdf").content
     client = client_for(people["qa"])

@@ -25,6 +25,7 @@ from rollouts.models import (
     Router,
     RouterKind,
 )
+from rollouts.report_section import readings_per_stage
 from warroom.webhooks import BadSignature, verify_signature
 
 SECRET = "router-secret-for-tests"
@@ -321,8 +322,6 @@ def test_rolling_the_deployment_back_takes_the_traffic_back(guarded, world):
 
 def test_the_report_sums_readings_up_per_stage(running, world):
     """Readings at 5 % (0.2, 0.4, then a failing 3.0) and at 25 % (0.1): one row per gate and stage."""
-    from rollouts.report_section import readings_per_stage
-
     plan, _ = running
     gate = plan.gates.get(name="error_rate")
     base = timezone.now()

@@ -2,6 +2,7 @@
 Prometheus that scrapes an exporter the test controls, moving traffic through a real nginx."""
 
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -48,8 +49,6 @@ class Traffic:
 
 
 def _start_beat(env, tmp_path):
-    import subprocess
-
     return subprocess.Popen(
         [
             sys.executable,

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from checklists.models import StepAction
 from deployments.events import verify_chain
-from deployments.models import Event, Item
+from deployments.models import Event, Item, Step
 from deployments.permissions import PermissionDenied
 from deployments.services import InvalidChange
 from rollouts import runs
@@ -219,7 +219,6 @@ def test_start_run_permissions_and_definitions(crew, make_target):
     runs.bind_target(deployment, people["lead"], make_target("postgresql://x@127.0.0.1:1/x"))
     with pytest.raises(PermissionDenied):
         runs.start_run(step.pk, people["qa"])
-    from deployments.models import Step
 
     with pytest.raises(Step.DoesNotExist):
         runs.start_run(step.pk, people["outsider"])

@@ -14,8 +14,10 @@ from django.utils import timezone
 
 from checklists.importing import import_runbook
 from checklists.models import RunbookVersion
+from comms.defaults import add_runbook_templates
 from deployments import services
 from deployments.models import Deployment
+from rollouts import runs, setup
 
 DEMO_DIR = Path(__file__).resolve().parents[3] / "checklists" / "demo"
 DEMO_DEPLOYMENT = "Expense accounts (MBM-116) production release"
@@ -72,8 +74,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"Imported runbook {version}")
             versions[path.stem] = version
 
-        from rollouts import runs, setup
-
         port = os.environ.get("WARROOM_PORT", "8000")
         target = setup.ensure_demo_target(base_url=f"http://127.0.0.1:{port}")
         setup.apply_demo_actions(versions["expense-accounts-procedure"], base_url=f"http://127.0.0.1:{port}")
@@ -108,8 +108,6 @@ class Command(BaseCommand):
                     demo, users["lead"], users["lead"], role_names=sorted((held - {None}) | set(wanted)), is_lead=True
                 )
                 self.stdout.write(f"The demo lead now holds: {', '.join(wanted)}")
-
-        from comms.defaults import add_runbook_templates
 
         if demo is not None and not demo.is_finished:
             added = add_runbook_templates(demo, users["lead"], users_address="all-users@example.com")
