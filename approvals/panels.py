@@ -34,8 +34,12 @@ class GateView:
         return int((end - self.gate.opened_at).total_seconds())
 
 
-def load_approvals(deployment_id: int) -> dict:
-    participants = list(Participant.objects.filter(deployment_id=deployment_id).select_related("user").prefetch_related("roles"))
+def load_approvals(deployment_id: int, board=None) -> dict:
+    participants = (
+        board.participants
+        if board is not None
+        else list(Participant.objects.filter(deployment_id=deployment_id).select_related("user").prefetch_related("roles"))
+    )
     names = {p.user_id: (p.user.get_full_name() or p.user.username) for p in participants}
     people = people_roles(participants)
     gates = []

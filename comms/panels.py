@@ -4,6 +4,7 @@ from the same partial of comms/panel.html (registered in deployments.panels by c
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import Count, OuterRef, Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -29,8 +30,8 @@ def annotate_schedule(scheduled: list[ScheduledSend], deployment: Deployment, no
     return scheduled
 
 
-def load_comms(deployment_id: int) -> dict:
-    deployment = Deployment.objects.get(pk=deployment_id)
+def load_comms(deployment_id: int, board=None) -> dict:
+    deployment = board.deployment if board is not None else Deployment.objects.get(pk=deployment_id)
     scheduled = annotate_schedule(
         list(ScheduledSend.objects.filter(deployment_id=deployment_id, state=ScheduleState.PENDING).select_related("template")),
         deployment,
@@ -42,19 +43,38 @@ def load_comms(deployment_id: int) -> dict:
         .order_by("-created_at", "-id")[:RECENT_MESSAGES]
     )
     page = StatusPage.objects.filter(deployment_id=deployment_id).first()
+    counts = _counts(deployment_id)
     return {
         "templates": list(
             MessageTemplate.objects.filter(deployment_id=deployment_id).select_related("sender_role").prefetch_related("channels")
         ),
-        "channel_count": Channel.objects.filter(deployment_id=deployment_id, is_active=True).count(),
+        "channel_count": counts["channels"],
         "scheduled": scheduled,
         "messages": messages,
-        "failed_count": Delivery.objects.filter(deployment_id=deployment_id, state="failed").count(),
+        "failed_count": counts["failed"],
         "status_page": page,
         "status_page_url": settings.WARROOM_BASE_URL + reverse("comms:status_page", args=[page.token])
         if page and page.enabled
         else "",
     }
+
+
+def _counts(deployment_id: int) -> dict:
+    """Active channels and failed deliveries, in one query."""
+
+    def count(queryset):
+        return Subquery(queryset.values("deployment_id").annotate(n=Count("pk")).values("n"))
+
+    row = (
+        Deployment.objects.filter(pk=deployment_id)
+        .annotate(
+            channels=count(Channel.objects.filter(deployment_id=OuterRef("pk"), is_active=True)),
+            failed=count(Delivery.objects.filter(deployment_id=OuterRef("pk"), state="failed")),
+        )
+        .values("channels", "failed")
+        .first()
+    ) or {}
+    return {"channels": row.get("channels") or 0, "failed": row.get("failed") or 0}
 
 
 def render_comms_push(deployment_id: int) -> list[str]:

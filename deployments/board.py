@@ -121,8 +121,10 @@ def _attach_items(steps: list[Step], items: list[Item]) -> None:
             item.group_done = all(c.is_done or getattr(c, "group_done", False) for c in item.child_list)
 
 
-def load_board(deployment_id: int, *, events: int = RECENT_EVENTS) -> Board:
-    deployment = Deployment.objects.select_related("runbook_version").get(pk=deployment_id)
+def load_board(deployment_id: int, *, events: int = RECENT_EVENTS, deployment: Deployment | None = None) -> Board:
+    """``deployment``: the row, when the caller has it already (with its runbook version)."""
+    if deployment is None:
+        deployment = Deployment.objects.select_related("runbook_version").get(pk=deployment_id)
     steps = list(Step.objects.filter(deployment=deployment).select_related("role", "phase").prefetch_related("code_blocks"))
     items = list(Item.objects.filter(deployment=deployment).select_related("done_by").order_by("step_id", "position", "id"))
     _attach_items(steps, items)
@@ -199,16 +201,16 @@ def refresh_marker() -> str:
     return '<div id="live-refresh" hx-swap-oob="true" data-refresh="1" hidden></div>'
 
 
-def board_context(deployment_id: int) -> dict:
+def board_context(deployment_id: int, *, deployment: Deployment | None = None) -> dict:
     """The board, and every registered panel's data under its name (``approvals``, ``rollout``, …)."""
     # Where the numbers are is read before the board: every push numbered up to ``seq`` was
     # sent after its commit, so this board shows it; a screen re-applies only later pushes.
     epoch, seq = live.current_position(deployment_id)
-    board = load_board(deployment_id)
+    board = load_board(deployment_id, deployment=deployment)
     return {
         "board": board,
         "d": board.deployment,
         "seq": seq,
         "epoch": epoch,
-        **panels.load_all(deployment_id),
+        **panels.load_all(deployment_id, board=board),
     }

@@ -9,8 +9,10 @@ Like the report sections (``reports.sections.provide``) and the service hooks
 
     panels.provide("approvals", load=load_approvals, template="approvals/panel.html", slot=panels.MAIN, position=20)
 
-- ``load(deployment_id)`` returns what the panel's partial reads under ``name`` (the board
-  view, the TV and the phone view get it in their context under that name too).
+- ``load(deployment_id, board=None)`` returns what the panel's partial reads under ``name``
+  (the board view, the TV and the phone view get it in their context under that name too).
+  When the page loads the whole board first, ``board`` is that ``Board``: use its deployment
+  and participants rather than reading them again (a push calls ``load`` without it).
   A panel in the ``STEP`` slot returns ``{step id: value}`` instead; each step of the board
   then carries its value in ``step.parts[name]``.
 - ``template`` is the app's own template. Its partial ``name`` is what a push swaps (an
@@ -93,9 +95,9 @@ def placed() -> dict[str, list[Panel]]:
     return {slot: in_slot(slot) for slot in SLOTS}
 
 
-def load_all(deployment_id: int) -> dict[str, Any]:
+def load_all(deployment_id: int, board=None) -> dict[str, Any]:
     """Every board-level panel's data, by name (the step panels load with the board)."""
-    return {p.name: p.load(deployment_id) for p in _panels.values() if p.slot != STEP}
+    return {p.name: p.load(deployment_id, board=board) for p in _panels.values() if p.slot != STEP}
 
 
 def attach_to_steps(deployment_id: int, steps) -> None:

@@ -95,10 +95,11 @@ def visible_deployments(user):
     return get_objects_for_user(user, f"deployments.{VIEW}", klass=Deployment, accept_global_perms=False)
 
 
-def get_visible_deployment_or_404(user, pk) -> Deployment:
-    """Unknown and invisible look the same: a 404, so ids cannot be probed."""
+def get_visible_deployment_or_404(user, pk, *, related: tuple[str, ...] = ()) -> Deployment:
+    """Unknown and invisible look the same: a 404, so ids cannot be probed. ``related``: rows
+    to fetch with it (``select_related``)."""
     try:
-        return visible_deployments(user).get(pk=pk)
+        return visible_deployments(user).select_related(*related).get(pk=pk)
     except (Deployment.DoesNotExist, ValueError, TypeError):
         raise Http404("No such deployment") from None
 
@@ -131,10 +132,15 @@ class Access:
         return self.is_lead or (item.done_by_id is not None and item.done_by_id == self.user_id)
 
 
-def access_for(user, deployment) -> Access:
+def access_for(user, deployment, *, participants=None) -> Access:
+    """``participants``: the deployment's participants with their roles, when the caller has
+    loaded them already (the war-room page), so they are not read again."""
     if not user.is_authenticated or not user.is_active:
         return Access(user_id=None)
-    participant = Participant.objects.filter(deployment=deployment, user=user).prefetch_related("roles").first()
+    if participants is not None:
+        participant = next((p for p in participants if p.user_id == user.pk), None)
+    else:
+        participant = Participant.objects.filter(deployment=deployment, user=user).prefetch_related("roles").first()
     if user.is_superuser and participant is None:
         return Access(user_id=user.pk, can_view=True, is_lead=True)
     # One checker for both permissions: it loads the user's and their groups' object

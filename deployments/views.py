@@ -183,10 +183,10 @@ def deployment_create(request):
 @login_required
 @require_GET
 def warroom(request, pk):
-    deployment = get_visible_deployment_or_404(request.user, pk)
-    context = board_module.board_context(deployment.pk)
+    deployment = get_visible_deployment_or_404(request.user, pk, related=("runbook_version",))
+    context = board_module.board_context(deployment.pk, deployment=deployment)
     context.update(
-        access=access_for(request.user, deployment),
+        access=access_for(request.user, deployment, participants=context["board"].participants),
         poll_seconds=settings.WARROOM_POLL_SECONDS,
         beat_seconds=settings.WARROOM_LIVE_BEAT_SECONDS,
     )
@@ -197,8 +197,8 @@ def warroom(request, pk):
 @require_GET
 def board(request, pk):
     """The whole board as a fragment: what a reconnecting or polling screen fetches."""
-    deployment = get_visible_deployment_or_404(request.user, pk)
-    context = board_module.board_context(deployment.pk)
+    deployment = get_visible_deployment_or_404(request.user, pk, related=("runbook_version",))
+    context = board_module.board_context(deployment.pk, deployment=deployment)
     response = render(request, "deployments/warroom.html#board", context)
     response["X-Warroom-Seq"] = str(context["seq"])
     response["X-Warroom-Epoch"] = context["epoch"]

@@ -14,7 +14,7 @@ from incidents.models import Incident, IncidentStatus, Severity
 TEMPLATE = "incidents/panel.html"
 
 
-def load_incidents(deployment_id: int) -> dict:
+def load_incidents(deployment_id: int, board=None) -> dict:
     incidents = list(
         Incident.objects.filter(deployment_id=deployment_id)
         .select_related("raised_by", "acknowledged_by", "rollback_gate")

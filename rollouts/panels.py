@@ -38,7 +38,7 @@ def render_run_push(run_id: int) -> list[str]:
     return [render_to_string(f"{TEMPLATE}#runs", context), render_events(run.deployment)]
 
 
-def load_rollout(deployment_id: int) -> dict | None:
+def load_rollout(deployment_id: int, board=None) -> dict | None:
     plan = RolloutPlan.objects.filter(deployment_id=deployment_id).select_related("step__role").first()
     if plan is None:
         return None
