@@ -46,6 +46,8 @@ _start_guards: list[Callable] = []
 _item_changed: list[Callable] = []
 # Which roles signed the deployment's report off: (deployment) → set of role ids.
 _sign_offs: list[Callable] = []
+# Called after the emergency contacts changed, inside the change's transaction (deployment).
+_contacts_changed: list[Callable] = []
 
 
 def _add(registry: list, entry) -> None:
@@ -91,6 +93,10 @@ def on_item_changed(receiver: Callable) -> None:
 
 def report_sign_offs(provider: Callable) -> None:
     _add(_sign_offs, provider)
+
+
+def on_contacts_changed(receiver: Callable) -> None:
+    _add(_contacts_changed, receiver)
 
 
 def line_owner(item) -> SystemKind | None:
@@ -140,6 +146,12 @@ def item_changed(deployment_id: int) -> None:
     """A checklist line changed: e.g. votes cast against the old checklist become stale."""
     for receiver in _item_changed:
         receiver(deployment_id)
+
+
+def contacts_changed(deployment) -> None:
+    """The emergency contacts changed: e.g. a running escalation pages the new ones at once."""
+    for receiver in _contacts_changed:
+        receiver(deployment)
 
 
 def signs_off() -> bool:

@@ -328,6 +328,7 @@ def add_contact(
         summary=f"Contact {name} (level {level}{', ' + role.name if role else ''})",
     )
     live.publish_on_commit(deployment.pk, lambda: board.render_people_push(deployment.pk))
+    hooks.contacts_changed(deployment)
     return contact
 
 

@@ -20,6 +20,10 @@ class IncidentsConfig(AppConfig):
         from incidents import services
 
         on_gate_decided(services.rollback_vote_decided)
+        # A contact added while an incident escalates joins it at once.
+        from deployments import hooks
+
+        hooks.on_contacts_changed(services.contacts_changed)
 
         # Worst news first: the incidents panel heads the war room.
         from deployments import panels as warroom

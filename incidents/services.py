@@ -15,9 +15,11 @@ holders) is written down above ``recipients_of_level``. Pages go out through com
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min, Q
@@ -52,6 +54,10 @@ Impact: {{ incident.impact|default:"not stated yet" }}
 
 You are on the escalation list. Acknowledge in the war room: {{ incident.url }}
 """
+
+
+log = logging.getLogger(__name__)
+ESCALATE_TASK = "incidents.escalate_due"  # incidents/tasks.py
 
 
 def _push(deployment_id: int) -> None:
@@ -555,6 +561,22 @@ def _join_running_escalation(incident: Incident, now) -> bool:
 
 def _duration(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds >= 120 else f"{seconds} s"
+
+
+def contacts_changed(deployment) -> None:
+    """A contact added while an incident escalates is paged now, not at the next beat: after
+    the change commits, the escalation task runs on a worker (``deployments.hooks``). If the
+    task queue cannot be reached, beat pages them when it can."""
+    running = Incident.objects.filter(deployment=deployment, acknowledged_at__isnull=True).exclude(status=IncidentStatus.RESOLVED)
+    if running.exists():
+        transaction.on_commit(_escalate_soon)
+
+
+def _escalate_soon() -> None:
+    try:
+        current_app.send_task(ESCALATE_TASK)
+    except Exception:  # the broker is down: beat runs the same task when it is back
+        log.warning("could not queue the escalation after a contact change; beat will page them", exc_info=True)
 
 
 def escalate_due(now=None) -> int:

@@ -74,3 +74,29 @@ def test_beat_escalates_an_unacknowledged_sev1_and_stops_at_the_acknowledgement(
     assert not Page.objects.filter(incident=incident, level=3).exists()
     assert Incident.objects.get(pk=incident.pk).acknowledged_by == people["devops"]
     assert not any("pat@example.com" in m["to"] for m in smtp_server.messages)
+
+
+@pytest.fixture
+def worker_without_beat(process_env, smtp_server, tmp_path):
+    env = {**process_env, "WARROOM_SMTP_HOST": "127.0.0.1", "WARROOM_SMTP_PORT": str(smtp_server.port)}
+    worker = start_worker(env, tmp_path / "worker.log", name="contactworker")
+    try:
+        yield
+    finally:
+        _terminate(worker)
+
+
+def test_a_contact_added_while_nobody_could_be_paged_is_paged_at_once_without_waiting_for_beat(
+    crew, worker_without_beat, smtp_server
+):
+    """No beat runs here: only the contact change itself can get the new contact paged."""
+    deployment, people = crew  # no contacts, nobody with an address: the SEV1 pages nobody
+    incident = services.raise_incident(deployment.pk, people["qa"], severity="sev1", title="Checkout down")
+    assert not Page.objects.filter(incident=incident).exists()
+
+    deployment_services.add_contact(
+        deployment, people["lead"], role_name=None, level=1, name="Night desk", email="night@example.com"
+    )
+    wait_for(lambda: Page.objects.filter(incident=incident, contact_email="night@example.com").exists(), 30, "the page")
+    wait_for(lambda: any("night@example.com" in m["to"] for m in smtp_server.messages), 30, "the e-mail")
+    assert Page.objects.filter(incident=incident, contact_email="night@example.com").count() == 1
