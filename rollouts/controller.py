@@ -9,6 +9,7 @@ promote and abort through the same row lock, each with a reason in the event log
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -474,11 +475,20 @@ def rollback_phase(deployment_id: int) -> Phase | None:
 
 
 def tick(plan_id: int, now=None) -> str:
-    """Move one plan one step. Returns what happened (for logs and tests)."""
+    """Move one plan one step. Returns what happened (for logs and tests).
+
+    Two phases. Metric sources are read first, with no lock held: a slow Prometheus (up to its
+    timeout) must not hold up fifty people voting or ticking on the same deployment. Then,
+    under the deployment's lock, the plan is read again and the readings are used only if the
+    plan is still at the stage they were taken for; otherwise they are dropped and the next
+    tick samples afresh. Router calls stay under the lock: an abort must not be overtaken by a
+    weight change that was already on its way.
+    """
     now = now or timezone.now()
     deployment_id = RolloutPlan.objects.filter(pk=plan_id).values_list("deployment_id", flat=True).first()
     if deployment_id is None:
         return "idle"
+    sampled = _sample_outside_lock(plan_id, now)
     with transaction.atomic():
         # The deployment first (deployments/locks.py); if a person's change holds it right
         # now, this tick steps aside and the next one (WARROOM_ROLLOUT_TICK_SECONDS) goes on.
@@ -519,10 +529,29 @@ def tick(plan_id: int, now=None) -> str:
             return "weight-applied"
         if plan.last_sample_at and (now - plan.last_sample_at).total_seconds() < plan.sample_seconds:
             return "holding"
-        return _sample_and_decide(plan, stages, stage, now)
+        if sampled is None or sampled.stage != (plan.stage_index, plan.stage_started_at):
+            return "holding"  # the plan moved while the sources were read (or sampling fell due since): next tick
+        return _sample_and_decide(plan, stages, stage, now, sampled.values)
 
 
-def _sample_and_decide(plan, stages, stage, now) -> str:
+@dataclass
+class _Sampled:
+    stage: tuple  # (stage index, stage started at) the readings were taken for
+    values: dict  # gate id → metrics.Sample
+
+
+def _sample_outside_lock(plan_id: int, now) -> _Sampled | None:
+    """The readings of a plan whose sampling is due, taken without any lock; None when none is due."""
+    plan = RolloutPlan.objects.filter(pk=plan_id, state=RolloutState.RUNNING).first()
+    if plan is None or plan.stage_started_at is None:
+        return None
+    if plan.last_sample_at and (now - plan.last_sample_at).total_seconds() < plan.sample_seconds:
+        return None
+    gates = plan.gates.select_related("source_def").exclude(source=SourceKind.MANUAL)
+    return _Sampled(stage=(plan.stage_index, plan.stage_started_at), values={gate.pk: metrics.sample(gate) for gate in gates})
+
+
+def _sample_and_decide(plan, stages, stage, now, values: dict) -> str:
     plan.last_sample_at = now
     plan.save(update_fields=["last_sample_at"])
     gates = list(plan.gates.select_related("source_def"))
@@ -533,7 +562,7 @@ def _sample_and_decide(plan, stages, stage, now) -> str:
             if reading is None and (now - plan.stage_started_at).total_seconds() >= stage.hold_seconds:
                 reading = _record(gate, plan, stage, metrics.Sample(None, "no reading was entered during the hold"))
         else:
-            reading = _record(gate, plan, stage, metrics.sample(gate))
+            reading = _record(gate, plan, stage, values.get(gate.pk) or metrics.sample(gate))
         latest[gate.pk] = reading
     # An abort beats everything: N bad readings in a row at this stage.
     for gate in gates:

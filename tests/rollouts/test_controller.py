@@ -6,12 +6,13 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from approvals import services as approvals
 from approvals.models import Decision, Gate, GateRule
 from deployments import services as deployment_services
-from deployments.models import DeploymentRole, DeploymentState, Event, Step
+from deployments.models import DeploymentRole, DeploymentState, Event, Item, Step
 from deployments.permissions import PermissionDenied
 from deployments.services import InvalidChange
 from rollouts import controller
@@ -37,11 +38,17 @@ class World:
     def __init__(self):
         self.metrics = {"error_rate": 0.1, "latency": 120}
         self.weights = []
+        self.slow = False  # when set, a metrics request waits for ``release`` (a Prometheus under load)
+        self.asked = threading.Event()
+        self.release = threading.Event()
         self.bad_signatures = 0
         world = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                if world.slow:
+                    world.asked.set()
+                    world.release.wait(15)
                 body = json.dumps({"data": world.metrics}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -337,3 +344,30 @@ def test_the_report_sums_readings_up_per_stage(running, world):
         ["error_rate", "1 (5 %)", "3", "0.2 %", "3 %", "3 %", "1", "0"],
         ["error_rate", "2 (25 %)", "2", "0.1 %", "0.1 %", "—", "0", "1"],
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_metric_source_does_not_hold_up_people_on_the_deployment(running, world):
+    """The tick reads its metrics with no lock held: a person's tick goes through meanwhile."""
+    plan, people = running
+    clock = Clock()
+    assert clock.tick(plan) == "weight-applied"
+    world.slow = True
+    outcome = []
+
+    def tick_in_a_worker():
+        try:
+            outcome.append(controller.tick(plan.pk, now=clock.now + timedelta(seconds=10)))
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=tick_in_a_worker)
+    worker.start()
+    assert world.asked.wait(10), "the tick never asked the metric source"
+    item = Item.objects.filter(deployment=plan.deployment).first()
+    deployment_services.update_item(item.pk, people["lead"], revision=item.revision, checked=True)
+    assert worker.is_alive()  # the person's change went through while the tick still waited for its metrics
+    world.release.set()
+    worker.join(20)
+    assert outcome == ["sampled"]
+    assert MetricReading.objects.filter(gate__plan=plan).count() == 2  # both gates read, once
