@@ -20,7 +20,15 @@ from uvicorn_worker import UvicornWorker
 class Worker(UvicornWorker):
     # Django has no lifespan handlers; proxy headers are trusted only from the settings'
     # WARROOM_BEHIND_PROXY (Django reads X-Forwarded-Proto itself).
-    CONFIG_KWARGS = {"lifespan": "off", "ws": "websockets-sansio", "proxy_headers": False, "server_header": False}
+    CONFIG_KWARGS = {
+        "lifespan": "off",
+        "ws": "websockets-sansio",
+        # Pushes are a few kB of HTML to every screen: compressing each copy for each socket
+        # costs more server CPU than the bytes it saves on a war room's network.
+        "ws_per_message_deflate": False,
+        "proxy_headers": False,
+        "server_header": False,
+    }
 
 
 def web_processes() -> int:

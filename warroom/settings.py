@@ -194,14 +194,14 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # Redis pub/sub: a push to a deployment's group is published once, and each web process
+        # receives it once and hands it to every socket it holds; the list-based layer would
+        # copy it into Redis once per socket (500 screens: 500 copies). Pub/sub keeps nothing
+        # for a process that is not listening: the screens' sequence numbers and heartbeats
+        # (deployments/live.py) make them re-fetch what they missed.
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            # redis-py 8 defaults to a 5 s socket timeout, which kills idle consumers
-            # blocked on BZPOPMIN; None waits as long as the layer asks.
             "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
-            # The default of 100 silently drops group messages under bursts.
-            "capacity": env_int("WARROOM_CHANNEL_CAPACITY", 5000, minimum=100),
-            "expiry": 60,
             "prefix": os.environ.get("WARROOM_CHANNEL_PREFIX", "warroom"),
         },
     }
