@@ -56,7 +56,7 @@ def local_time(
         value = datetime.fromisoformat(value)
     local = value.astimezone(_zone(zone))
     if short:
-        return local.strftime("%d %b %H:%M:%S")
+        return local.strftime("%d %b %H:%M:%S" + (" %Z" if with_zone else ""))
     pattern = ("%Y-%m-%d %H:%M" if with_date else "%H:%M") + (" %Z" if with_zone else "")
     return local.strftime(pattern)
 

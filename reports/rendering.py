@@ -103,6 +103,45 @@ def _mark(item: dict) -> str:
     return "✎" if item["kind"] == ItemKind.FIELD else "◆"
 
 
+# The event log appendix is one paragraph per event, not a table row: WeasyPrint makes a box
+# of every table cell and walks every row of a table on each page it fills, so the
+# 2,000-event table was half of a big report's render time. A paragraph starts with one
+# monospace run, "seq  when  hash", padded to the same width on every line, so those three
+# read as columns; who, what kind and what follow as text, and a long line wraps under the
+# text, past the stamp (a hanging indent as wide as the stamp).
+EVENT_STAMP_PT = 7  # the stamp's font size, as report.css sets it for .event code
+MONO_ADVANCE = 0.602  # DejaVu Sans Mono: every glyph is 1233/2048 em wide
+EVENT_HASH_CHARS = 12
+
+
+@dataclass
+class EventLine:
+    stamp: str
+    actor: str
+    kind: str
+    summary: str
+
+
+def event_lines(events: list[dict], zone: str) -> tuple[EventLine, list[EventLine], float]:
+    """The appendix's column heading, a line per event and the hanging indent (pt) of both."""
+    stamps = [
+        (str(event["seq"]), formatting.local_time(event["created_at"], zone, short=True), event["hash"] or "") for event in events
+    ]
+    seq_width = max([1, *(len(seq) for seq, _, _ in stamps)])
+    when_width = max([4, *(len(when) for _, when, _ in stamps)])
+
+    def stamp(seq: str, when: str, hash_: str) -> str:
+        return f"{seq:>{seq_width}}  {when:<{when_width}}  {hash_[:EVENT_HASH_CHARS]:<{EVENT_HASH_CHARS}}"
+
+    heading = EventLine(stamp("#", "When", "Hash"), "Who", "Kind", "What")
+    lines = [
+        EventLine(stamp(*parts), event["actor_label"], event["action"], event["summary"])
+        for parts, event in zip(stamps, events, strict=True)
+    ]
+    indent = (len(heading.stamp) + 1) * MONO_ADVANCE * EVENT_STAMP_PT
+    return heading, lines, round(indent, 2)
+
+
 def render_html(record: dict, *, paper: str) -> str:
     steps = [step for phase in record["phases"] for step in phase["steps"]]
     depths = set()
@@ -110,11 +149,17 @@ def render_html(record: dict, *, paper: str) -> str:
         for item in step["items"]:
             item["mark"] = _mark(item)
             depths.add(item["depth"])
+    zone = record.get("display_zone") or record["deployment"]["timezone"]
+    event_heading, events, event_indent = event_lines(record["events"], zone)
     context = {
         "r": record,
         "d": record["deployment"],
         "s": record["summary"],
-        "zone": record.get("display_zone") or record["deployment"]["timezone"],
+        "zone": zone,
+        "event_heading": event_heading,
+        "events": events,
+        "event_indent": event_indent,
+        "event_stamp_pt": EVENT_STAMP_PT,
         "page_size": PAGE_SIZES[paper],
         # Sub-items are indented by depth; CSS cannot compute that from a class name.
         "depth_indents": [(depth, round(1.8 + 4.5 * depth, 1)) for depth in sorted(depths)],
@@ -130,8 +175,8 @@ def render_pdf(record: dict, *, paper: str, progress: Progress | None = None) ->
 
     report = progress or (lambda percent, stage: None)
     report(20, "Laying out pages")
-    html = render_html(record, paper=paper)
-    document = weasyprint.HTML(string=html, base_url=None).render()
+    # The HTML string is only needed until it is parsed: it is not kept while pages are laid out.
+    document = weasyprint.HTML(string=render_html(record, paper=paper), base_url=None).render()
     pages = len(document.pages)
     report(60, f"Writing {pages} pages")
     attachment = weasyprint.Attachment(

@@ -23,7 +23,7 @@ def local_hm(value, zone):
 @register.filter
 def short(value, zone):
     """Table cells: 21 Nov 21:12 (the zone is stated once, above the table)."""
-    return formatting.local_time(value, zone, short=True) or "—"
+    return formatting.local_time(value, zone, short=True, with_zone=False) or "—"
 
 
 @register.filter

@@ -2,8 +2,11 @@
 pyHanko), the record it carries, paper sizes, interim marking and long runbooks."""
 
 import json
+import re
 import subprocess
+from datetime import timedelta
 from io import BytesIO
+from zoneinfo import ZoneInfo
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -11,7 +14,9 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
-from deployments.models import Deployment
+from checklists.models import ItemKind
+from deployments.models import Deployment, Event, Item
+from deployments.services import reanchor_t0, update_item
 from reports import services
 from reports.exports import export_report
 from reports.models import Outcome
@@ -151,3 +156,36 @@ def test_long_runbook_paginates_with_repeated_headers(db, tmp_path):
     text = "\n".join(pages)
     for number in (1, 35, 70):
         assert text.count(f"Verify component 1.1.{number}\n") + text.count(f"Verify component 1.1.{number} ") == 1
+
+
+EVENT_LINE = re.compile(r"^\s*(\d+)\s+(\d\d \w{3} \d\d:\d\d:\d\d \S+)\s+([0-9a-f]{12})\s+(.*)$")
+
+
+def test_event_log_appendix_lists_every_event_once_with_its_time_and_zone(report_crew, tmp_path):
+    """An audit record is complete: 300 events, each in the appendix exactly once, in order,
+    with its local time and zone, its hash and who did what."""
+    deployment, people = report_crew
+    item = Item.objects.filter(deployment=deployment, is_group=False, kind=ItemKind.CHECK).order_by("id").first()
+    round_no = 0
+    while Deployment.objects.get(pk=deployment.pk).event_count < 299:
+        item.refresh_from_db()
+        update_item(item.pk, people["qa"], revision=item.revision, checked=True, note=f"Evidence in JIRA-{round_no}")
+        round_no += 1
+    reason = "<b>DNS</b> & vendor"
+    reanchor_t0(deployment.pk, people["lead"], deployment.planned_t0 + timedelta(minutes=5), reason=reason, confirm_due=True)
+    events = list(Event.objects.filter(deployment=deployment).order_by("seq"))
+    assert len(events) == 300
+
+    made = export_report(deployment.pk, "pdf")
+    pages = pdf_pages_text(made.content, tmp_path)
+    start = next(n for n, page in enumerate(pages) if "Appendix: event log" in page and "....." not in page)
+    lines = [match.groups() for page in pages[start:] for line in page.splitlines() if (match := EVENT_LINE.match(line))]
+
+    berlin = ZoneInfo("Europe/Berlin")
+    assert [int(seq) for seq, *_ in lines] == [event.seq for event in events]  # each once, in order, none lost
+    for (_, when, hash_prefix, rest), event in zip(lines, events, strict=True):
+        assert when == event.created_at.astimezone(berlin).strftime("%d %b %H:%M:%S %Z"), event.seq
+        assert when.endswith((" CET", " CEST"))
+        assert hash_prefix == event.hash[:12]
+        assert rest.startswith(event.actor_label), event.seq
+    assert reason in lines[-1][3]  # typed text is shown as typed, not taken as markup
