@@ -93,11 +93,18 @@ def beat_marker(epoch: str, seq: int) -> str:
     return _marker("live-beat", epoch, seq)
 
 
-def publish(deployment_id: int, fragments: list[str]) -> int:
-    """Send fragments to every subscriber now. Returns the sequence number used."""
+def publish(deployment_id: int, fragments: list[str], *, loop: asyncio.AbstractEventLoop | None = None) -> int:
+    """Send fragments to every subscriber now. Returns the sequence number used.
+
+    ``loop``: an event loop this thread keeps (the publisher's), so the channel layer's Redis
+    connection is opened once and reused rather than once per push."""
     epoch, seq = _position(deployment_id, advance=True)
     html = seq_marker(epoch, seq) + "".join(fragments)
-    _group_send(group_name(deployment_id), {"type": "board.push", "seq": seq, "html": html})
+    message = {"type": "board.push", "seq": seq, "html": html}
+    if loop is not None:
+        loop.run_until_complete(get_channel_layer().group_send(group_name(deployment_id), message))
+    else:
+        _group_send(group_name(deployment_id), message)
     return seq
 
 
@@ -172,6 +179,7 @@ class Publisher:
         return self._idle.wait(timeout)
 
     def _run(self) -> None:
+        loop = asyncio.new_event_loop()  # this thread's own, kept: one channel-layer connection per process
         while True:
             self._wake.wait()
             self._wake.clear()
@@ -181,7 +189,7 @@ class Publisher:
             for deployment_id, renders in batch.items():
                 try:
                     fragments = [fragment for render in renders.values() for fragment in render()]
-                    publish(deployment_id, fragments)
+                    publish(deployment_id, fragments, loop=loop)
                 except Exception:  # logged; state is safe in the database
                     log.exception("live push for deployment %s failed", deployment_id)
             close_old_connections()

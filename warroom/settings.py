@@ -13,6 +13,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from warroom import embedded
 
@@ -201,7 +204,16 @@ CHANNEL_LAYERS = {
         # (deployments/live.py) make them re-fetch what they missed.
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            # A connection Redis closed (a restart) is made anew and the command tried again,
+            # a few times with a short backoff, rather than failing the socket that used it.
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": None,
+                    "retry": AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 4),
+                    "retry_on_error": [RedisConnectionError],
+                }
+            ],
             "prefix": os.environ.get("WARROOM_CHANNEL_PREFIX", "warroom"),
         },
     }
