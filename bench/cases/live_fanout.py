@@ -13,6 +13,7 @@ from bench.support import connect_clients, make_crew, percentiles, session_for, 
 
 CLIENTS = 50
 ROUNDS = 20
+WARM_UP = 1  # rounds run first and not counted, on both sides: subscriptions settle in the first one
 
 
 async def _websocket_rounds(base_url, deployment_id, sessions):
@@ -22,7 +23,7 @@ async def _websocket_rounds(base_url, deployment_id, sessions):
     loop = asyncio.get_running_loop()
     samples = []
     try:
-        for round_no in range(ROUNDS):
+        for round_no in range(WARM_UP + ROUNDS):
             marker = f"bench-round-{round_no}"
 
             async def wait_for(ws, marker=marker):
@@ -35,7 +36,8 @@ async def _websocket_rounds(base_url, deployment_id, sessions):
             started = time.perf_counter()
             await loop.run_in_executor(None, live.publish, deployment_id, [f'<div id="bench" hx-swap-oob="true">{marker}</div>'])
             arrivals = await asyncio.wait_for(asyncio.gather(*waiters), timeout=30)
-            samples.extend((t - started) * 1000 for t in arrivals)
+            if round_no >= WARM_UP:
+                samples.extend((t - started) * 1000 for t in arrivals)
     finally:
         for ws in clients:
             await ws.close()
@@ -52,7 +54,7 @@ async def _floor_rounds():
         await layer.group_add(group, name)
     samples = []
     try:
-        for round_no in range(ROUNDS):
+        for round_no in range(WARM_UP + ROUNDS):
 
             async def receive(name):
                 await layer.receive(name)
@@ -63,7 +65,8 @@ async def _floor_rounds():
             started = time.perf_counter()
             await layer.group_send(group, {"type": "bench", "round": round_no})
             arrivals = await asyncio.wait_for(asyncio.gather(*waiters), timeout=30)
-            samples.extend((t - started) * 1000 for t in arrivals)
+            if round_no >= WARM_UP:
+                samples.extend((t - started) * 1000 for t in arrivals)
     finally:
         for name in channels:
             await layer.group_discard(group, name)
