@@ -237,9 +237,10 @@ def line_owner(item: Item) -> SystemKind | None:
     return hooks.line_owner(item)
 
 
-def require_item_change(actor, item: Item, *, undoing: bool, rewrites_evidence: bool) -> None:
+def require_item_change(actor, item: Item, *, undoing: bool, rewrites_evidence: bool, access: Access | None = None) -> None:
     """May ``actor`` change this line? ``undoing``: the change takes a done line back;
-    ``rewrites_evidence``: it replaces the note of a line that is done.
+    ``rewrites_evidence``: it replaces the note of a line that is done. ``access``: the
+    person's access to the deployment, when the caller has read it already.
 
     People: holders of the step's role or the lead (a step without a role: anyone holding
     a role); undo by whoever did it or the lead; lines that follow a gate or an approval
@@ -249,7 +250,7 @@ def require_item_change(actor, item: Item, *, undoing: bool, rewrites_evidence: 
     if isinstance(actor, SystemActor):
         _require_system_item_change(actor, item, owner, undoing=undoing, rewrites_evidence=rewrites_evidence)
         return
-    access = access_for(actor, item.deployment)
+    access = access or access_for(actor, item.deployment)
     if not access.can_view:
         raise Item.DoesNotExist
     if not access.can_act_on_step(item.step):

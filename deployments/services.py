@@ -506,8 +506,11 @@ def check_item_change(
     write which line is decided in deployments.permissions, for people and system actors
     alike), StaleChange, or InvalidChange for a malformed value.
     """
-    if not isinstance(actor, SystemActor) and not access_for(actor, item.deployment).can_view:
-        raise Item.DoesNotExist
+    access = None
+    if not isinstance(actor, SystemActor):
+        access = access_for(actor, item.deployment)  # read once, for both checks below
+        if not access.can_view:
+            raise Item.DoesNotExist
     require_unfinished(item.deployment, "its checklist is closed")
     if item.is_group:
         raise InvalidChange("This line is a group: it is done when its sub-items are.")
@@ -516,7 +519,7 @@ def check_item_change(
     else:
         undoing = item.is_done and value is not None and not value.strip()
     rewrites_evidence = item.is_done and note is not None and note.strip() != item.note
-    require_item_change(actor, item, undoing=undoing, rewrites_evidence=rewrites_evidence)
+    require_item_change(actor, item, undoing=undoing, rewrites_evidence=rewrites_evidence, access=access)
     if revision is not None and revision != item.revision:
         who = _done_by_label(item) or "someone"
         raise StaleChange(f"{who} changed this item a moment ago; here is its current state.", item)
