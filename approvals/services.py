@@ -443,10 +443,11 @@ def cast_vote(gate_id: int, user, choice: str, *, reason: str = "") -> Vote:
     its event and any decision are written in a handful of statements: the lock serialises only
     that, so the votes count once each and the gate closes once.
     """
-    deployment_id = Gate.objects.filter(pk=gate_id).values_list("deployment_id", flat=True).first()
-    if deployment_id is None:
+    seen = Gate.objects.select_related("deployment").filter(pk=gate_id).first()
+    if seen is None:
         raise Gate.DoesNotExist(f"No gate {gate_id}")
-    if not access_for(user, Deployment.objects.get(pk=deployment_id)).can_view:
+    deployment_id = seen.deployment_id
+    if not access_for(user, seen.deployment).can_view:
         raise Gate.DoesNotExist
     if choice not in Decision.values:
         raise InvalidChange("Vote GO or NO-GO.")
