@@ -42,7 +42,6 @@ def load_comms(deployment_id: int, board=None) -> dict:
         .prefetch_related("deliveries")
         .order_by("-created_at", "-id")[:RECENT_MESSAGES]
     )
-    page = StatusPage.objects.filter(deployment_id=deployment_id).first()
     counts = _counts(deployment_id)
     return {
         "templates": list(
@@ -52,15 +51,14 @@ def load_comms(deployment_id: int, board=None) -> dict:
         "scheduled": scheduled,
         "messages": messages,
         "failed_count": counts["failed"],
-        "status_page": page,
-        "status_page_url": settings.WARROOM_BASE_URL + reverse("comms:status_page", args=[page.token])
-        if page and page.enabled
+        "status_page_url": settings.WARROOM_BASE_URL + reverse("comms:status_page", args=[counts["page_token"]])
+        if counts["page_enabled"]
         else "",
     }
 
 
 def _counts(deployment_id: int) -> dict:
-    """Active channels and failed deliveries, in one query."""
+    """Active channels, failed deliveries and the public status page's token, in one query."""
 
     def count(queryset):
         return Subquery(queryset.values("deployment_id").annotate(n=Count("pk")).values("n"))
@@ -70,11 +68,18 @@ def _counts(deployment_id: int) -> dict:
         .annotate(
             channels=count(Channel.objects.filter(deployment_id=OuterRef("pk"), is_active=True)),
             failed=count(Delivery.objects.filter(deployment_id=OuterRef("pk"), state="failed")),
+            page_token=Subquery(StatusPage.objects.filter(deployment_id=OuterRef("pk")).values("token")[:1]),
+            page_enabled=Subquery(StatusPage.objects.filter(deployment_id=OuterRef("pk")).values("enabled")[:1]),
         )
-        .values("channels", "failed")
+        .values("channels", "failed", "page_token", "page_enabled")
         .first()
     ) or {}
-    return {"channels": row.get("channels") or 0, "failed": row.get("failed") or 0}
+    return {
+        "channels": row.get("channels") or 0,
+        "failed": row.get("failed") or 0,
+        "page_token": row.get("page_token"),
+        "page_enabled": bool(row.get("page_enabled")),
+    }
 
 
 def render_comms_push(deployment_id: int) -> list[str]:
