@@ -52,7 +52,7 @@ def gate_json(gate: Gate) -> dict:
         "title": gate.title,
         "state": gate.state,
         "decision": gate.decision or None,
-        "decision_label": (gate.go_label if gate.decision == "go" else gate.no_go_label) if gate.decision else None,
+        "decision_label": gate.label_for(gate.decision) or None,
         "summary": gate.decision_summary,
         "decided_at": gate.decided_at.isoformat() if gate.decided_at else None,
         "votes": {

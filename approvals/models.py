@@ -100,6 +100,12 @@ class Gate(models.Model):
     def __str__(self):
         return self.title
 
+    def label_for(self, decision: str) -> str:
+        """The gate's own word for a decision ("GO-LIVE", "NO-GO"…); "" for none."""
+        if not decision:
+            return ""
+        return self.go_label if decision == Decision.GO else self.no_go_label
+
     @property
     def at_step(self):
         """The step the gate stands at: its line's, or the one the import placed it in (None: the whole runbook)."""

@@ -10,7 +10,7 @@ def _name(user):
 
 def _decision_word(gate) -> str:
     if gate.decision:
-        return gate.go_label if gate.decision == "go" else gate.no_go_label
+        return gate.label_for(gate.decision)
     return "cancelled" if gate.state == GateState.CANCELLED else "open"
 
 

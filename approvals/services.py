@@ -539,7 +539,7 @@ def close_gate_early(gate_id: int, actor, decision: str, *, reason: str) -> Gate
 def _close(gate: Gate, decision: str, why: str, *, actor) -> None:
     gate.state, gate.decision, gate.decided_at, gate.decision_summary = GateState.CLOSED, decision, timezone.now(), why
     gate.save()
-    word = gate.go_label if decision == Decision.GO else gate.no_go_label
+    word = gate.label_for(decision)
     record_event(
         gate.deployment_id,
         actor=actor,

@@ -30,8 +30,9 @@ def annotate_schedule(scheduled: list[ScheduledSend], deployment: Deployment, no
     return scheduled
 
 
-def load_comms(deployment_id: int, board=None) -> dict:
-    deployment = board.deployment if board is not None else Deployment.objects.get(pk=deployment_id)
+def load_comms(deployment_id: int, board=None, *, deployment: Deployment | None = None) -> dict:
+    if deployment is None:
+        deployment = board.deployment if board is not None else Deployment.objects.get(pk=deployment_id)
     scheduled = annotate_schedule(
         list(ScheduledSend.objects.filter(deployment_id=deployment_id, state=ScheduleState.PENDING).select_related("template")),
         deployment,
@@ -52,13 +53,13 @@ def load_comms(deployment_id: int, board=None) -> dict:
         "messages": messages,
         "failed_count": counts["failed"],
         "status_page_url": settings.WARROOM_BASE_URL + reverse("comms:status_page", args=[counts["page_token"]])
-        if counts["page_enabled"]
+        if counts["page_token"]
         else "",
     }
 
 
 def _counts(deployment_id: int) -> dict:
-    """Active channels, failed deliveries and the public status page's token, in one query."""
+    """Active channels, failed deliveries and the token of the status page if it is public, in one query."""
 
     def count(queryset):
         return Subquery(queryset.values("deployment_id").annotate(n=Count("pk")).values("n"))
@@ -68,21 +69,19 @@ def _counts(deployment_id: int) -> dict:
         .annotate(
             channels=count(Channel.objects.filter(deployment_id=OuterRef("pk"), is_active=True)),
             failed=count(Delivery.objects.filter(deployment_id=OuterRef("pk"), state="failed")),
-            page_token=Subquery(StatusPage.objects.filter(deployment_id=OuterRef("pk")).values("token")[:1]),
-            page_enabled=Subquery(StatusPage.objects.filter(deployment_id=OuterRef("pk")).values("enabled")[:1]),
+            page_token=Subquery(StatusPage.objects.filter(deployment_id=OuterRef("pk"), enabled=True).values("token")[:1]),
         )
-        .values("channels", "failed", "page_token", "page_enabled")
+        .values("channels", "failed", "page_token")
         .first()
     ) or {}
     return {
         "channels": row.get("channels") or 0,
         "failed": row.get("failed") or 0,
         "page_token": row.get("page_token"),
-        "page_enabled": bool(row.get("page_enabled")),
     }
 
 
 def render_comms_push(deployment_id: int) -> list[str]:
     deployment = Deployment.objects.get(pk=deployment_id)
-    context = {"d": deployment, "oob": True, "comms": load_comms(deployment_id)}
+    context = {"d": deployment, "oob": True, "comms": load_comms(deployment_id, deployment=deployment)}
     return [render_to_string(f"{TEMPLATE}#comms", context), render_events(deployment)]

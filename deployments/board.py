@@ -178,7 +178,7 @@ def render_events(deployment: Deployment) -> str:
 def render_header_push(deployment_id: int) -> list[str]:
     """The state changed: header, the panels whose buttons depend on the state (approvals), events."""
     board = load_board(deployment_id)
-    return [render("header", board), *panels.render_state_followers(board.deployment), render("events", board)]
+    return [render("header", board), *panels.render_state_followers(board), render("events", board)]
 
 
 def render_people_push(deployment_id: int) -> list[str]:

@@ -113,10 +113,12 @@ def prepare_for_tv(context: dict) -> None:
             panel.tv(context[panel.name])
 
 
-def render_state_followers(deployment) -> list[str]:
-    """The panels whose buttons depend on the deployment's state, rendered for a push."""
+def render_state_followers(board) -> list[str]:
+    """The panels whose buttons depend on the deployment's state, rendered for a push from the
+    board the push has just loaded."""
+    deployment = board.deployment
     return [
-        render_to_string(p.push_ref, {"d": deployment, "oob": True, p.name: p.load(deployment.pk)})
+        render_to_string(p.push_ref, {"d": deployment, "oob": True, p.name: p.load(deployment.pk, board=board)})
         for p in in_slot(MAIN) + in_slot(SIDE)
         if p.follows_state
     ]

@@ -12,7 +12,6 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from approvals.models import Decision
 from deployments import live
 from deployments.events import record_event
 from deployments.locks import lock_deployment
@@ -99,12 +98,6 @@ def planned_vs_actual(deployment: Deployment) -> list[dict]:
     return phases
 
 
-def _decision_words(gate) -> str:
-    if not gate.decision:
-        return ""
-    return gate.go_label if gate.decision == Decision.GO else gate.no_go_label
-
-
 def incident_records(deployment: Deployment) -> list[dict]:
     incidents = (
         Incident.objects.filter(deployment=deployment)
@@ -141,7 +134,7 @@ def incident_records(deployment: Deployment) -> list[dict]:
                     "state_label": gate.get_state_display(),
                     "decision": gate.decision,
                     # In the gate's own words, as the war room shows it (the runbook's "GO" / "NO-GO").
-                    "decision_label": _decision_words(gate),
+                    "decision_label": gate.label_for(gate.decision),
                     "summary": gate.decision_summary,
                 }
                 if gate

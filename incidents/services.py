@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from approvals.models import Decision, GateRule
+from approvals.models import GateRule
 from approvals.services import add_gate
 from comms.models import Channel, MessageKind, MessageTemplate, TemplateKind
 from comms.rendering import TemplateProblem, render_message
@@ -252,7 +252,7 @@ def rollback_vote_decided(gate, decision: str) -> None:
     if incident is None:
         return
 
-    word = gate.go_label if decision == Decision.GO else gate.no_go_label
+    word = gate.label_for(decision)
     _timeline(incident, UpdateKind.GATE, f"Rollback vote decided {word}: {gate.decision_summary}"[:MAX_TEXT])
     _push(incident.deployment_id)
 
@@ -362,12 +362,14 @@ def _participants(deployment_id: int) -> list[Participant]:
     )
 
 
-def recipients_of_level(deployment_id: int, level: int) -> list[Recipient]:
-    """Who paging ``level`` reaches, by the rule above (before leaving out who was paged already)."""
+def recipients_of_level(deployment_id: int, level: int, *, participants: list[Participant] | None = None) -> list[Recipient]:
+    """Who paging ``level`` reaches, by the rule above (before leaving out who was paged already).
+    ``participants``: the deployment's, when the caller asks for several levels."""
     contacts = list(
         EmergencyContact.objects.filter(deployment_id=deployment_id, level=level).select_related("role").order_by("name", "id")
     )
-    participants = _participants(deployment_id)
+    if participants is None:
+        participants = _participants(deployment_id)
     found = [
         Recipient(level, c.name, email=c.email, phone=c.phone, channel=c.channel, reason=c.role.name if c.role else "", contact=c)
         for c in contacts
@@ -516,7 +518,13 @@ def _late_joiners(incident: Incident) -> tuple[int, list[int], list[Recipient]]:
     """(the current level, the levels, who of the levels paged so far has no page yet)."""
     levels = escalation_levels(incident.deployment_id)
     current = incident.escalation_level or levels[0]
-    everyone = [r for level in levels if level <= current for r in recipients_of_level(incident.deployment_id, level)]
+    participants = _participants(incident.deployment_id)  # once for all the levels
+    everyone = [
+        r
+        for level in levels
+        if level <= current
+        for r in recipients_of_level(incident.deployment_id, level, participants=participants)
+    ]
     return current, levels, _not_yet_paged(incident, everyone)
 
 

@@ -562,7 +562,9 @@ def _sample_and_decide(plan, stages, stage, now, values: dict) -> str:
             if reading is None and (now - plan.stage_started_at).total_seconds() >= stage.hold_seconds:
                 reading = _record(gate, plan, stage, metrics.Sample(None, "no reading was entered during the hold"))
         else:
-            reading = _record(gate, plan, stage, values.get(gate.pk) or metrics.sample(gate))
+            # Read before the lock (tick); a gate without a reading is never read here, under the lock.
+            sampled = values.get(gate.pk) or metrics.Sample(None, "not read in this tick; read again in the next")
+            reading = _record(gate, plan, stage, sampled)
         latest[gate.pk] = reading
     # An abort beats everything: N bad readings in a row at this stage.
     for gate in gates:

@@ -55,6 +55,12 @@ def suggested_gates(recognised: dict) -> list[dict]:
     return gates
 
 
+def suggested_missing_from(spec: dict | None, recognised: dict) -> list[dict]:
+    """The runbook's thresholds as gates the plan does not have yet (by name), each with its line."""
+    in_plan = {str(gate.get("name", "")).casefold() for gate in (spec or {}).get("gates") or []}
+    return [gate for gate in suggested_gates(recognised or {}) if gate["name"].casefold() not in in_plan]
+
+
 def draft_plan(recognised: dict) -> tuple[dict, tuple[int, int] | None] | None:
     """(plan spec, (phase, step) of the first stage) from the recognised stages, or None without any."""
     drafted = _draft(recognised)

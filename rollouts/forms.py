@@ -160,7 +160,7 @@ class RolloutPlanEditor:
 
     def __init__(self, data=None, *, spec=None, steps=None, step=None, suggested=None):
         self.steps = steps
-        self.suggested = suggested or []
+        self.suggested = [{k: v for k, v in gate.items() if k != "line"} for gate in suggested or []]
         self.spec: dict | None = None
         self.row_change = next((name for name in ROW_BUTTONS if name in data), None) if data is not None else None
         if self.row_change:

@@ -55,14 +55,13 @@ def editor_context(request, version: RunbookVersion, data=None, *, status_messag
         spec, selected = draft[0], draft[1]
     else:
         spec, selected = None, None
-    in_plan = {str(gate.get("name", "")).casefold() for gate in (spec or {}).get("gates") or []}
-    suggested = [gate for gate in drafting.suggested_gates(version.recognised or {}) if gate["name"].casefold() not in in_plan]
+    suggested = drafting.suggested_missing_from(spec, version.recognised)
     editor = RolloutPlanEditor(
         data,
         spec=spec,
         steps=_step_choices(version),
         step=selected,
-        suggested=[{k: v for k, v in gate.items() if k != "line"} for gate in suggested],
+        suggested=suggested,
     )
     return {
         "version": version,

@@ -94,12 +94,6 @@ def rollout_reading(request, pk, gate_pk):
     )
 
 
-def _suggested(recognised: dict, spec: dict | None) -> list[dict]:
-    """The runbook's thresholds as gates the plan does not have yet (by name), each with its line."""
-    in_plan = {str(gate.get("name", "")).casefold() for gate in (spec or {}).get("gates") or []}
-    return [gate for gate in drafting.suggested_gates(recognised or {}) if gate["name"].casefold() not in in_plan]
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def rollout_plan(request, pk):
@@ -112,11 +106,11 @@ def rollout_plan(request, pk):
     editable = access.is_lead and not deployment.is_finished and (plan is None or plan.state == RolloutState.DRAFT)
     if request.method == "POST" and not access.is_lead:
         return toast_response("Only the lead edits the rollout plan.", 403)
-    suggested = _suggested(deployment.runbook_version.recognised, spec)
+    suggested = drafting.suggested_missing_from(spec, deployment.runbook_version.recognised)
     editor = RolloutPlanEditor(
         request.POST if request.method == "POST" else None,
         spec=spec,
-        suggested=[{k: v for k, v in gate.items() if k != "line"} for gate in suggested],
+        suggested=suggested,
     )
     status = 200
     if request.method == "POST" and not editor.row_change:

@@ -136,7 +136,7 @@ def test_a_form_prefilled_from_a_spec_posts_back_the_same_plan(admin_defined):
         "gates": [{"name": "errors", "source": "health-json", "path": "data.errors", "threshold": 2, "unit": "%"}],
     }
     html = RolloutPlanEditor(spec=spec).form.as_p() + str(RolloutPlanEditor(spec=spec).stages)
-    assert 'value="10"' in html and 'value="15"' in html  # 15 minutes, shown in minutes
+    assert 'name="stage-0-weight" value="10"' in html and 'name="stage-0-hold" value="15"' in html  # minutes
     posted = plan_post(
         router="edge-router",
         sample="20",
