@@ -11,6 +11,8 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -28,6 +30,7 @@ from deployments.locks import lock_deployment, lock_deployment_of
 from deployments.models import Deployment, DeploymentRole, DeploymentState, Item, Participant
 from deployments.permissions import ADD_GATE, CANCEL_GATES, LEAD, PermissionDenied, access_for, require, require_system
 from deployments.services import InvalidChange, require_unfinished
+from warroom.groupcommit import GroupCommit
 
 NOT_STARTED = {DeploymentState.DRAFT, DeploymentState.SCHEDULED}
 GO_WORDS = {"go", "go-live", "golive", "proceed", "approve", "approved"}
@@ -433,20 +436,32 @@ def refresh_gates(deployment_id: int) -> None:
         _push(deployment_id)
 
 
-def cast_vote(gate_id: int, user, choice: str, *, reason: str = "") -> Vote:
+@dataclass(frozen=True)
+class _Ballot:
+    user: Any
+    choice: str
+    reason: str
+
+
+_ballots = GroupCommit()  # votes on one gate arriving together are applied in one transaction
+
+
+def cast_vote(gate_id: int, user, choice: str, *, reason: str = "", deployment_id: int | None = None) -> Vote:
     """One vote per person per gate, changeable until the gate closes.
 
     Checked, then applied. What does not depend on other people's writes (may this person see
     the deployment, is the choice and reason valid) is checked before taking any lock, so fifty
-    people voting at once do that part side by side. Under the deployment's lock (deployments/
-    locks.py) the gate's state, the voter's eligibility and the tally are read again and the vote,
-    its event and any decision are written in a handful of statements: the lock serialises only
-    that, so the votes count once each and the gate closes once.
+    people voting at once do that part side by side. The rest is applied under the deployment's
+    lock (deployments/locks.py) by ``_apply_votes``, with a group commit (warroom/groupcommit.py):
+    votes on the same gate that arrive while one is being applied are applied together, in
+    arrival order, in one transaction, exactly as if one after another: each re-checks the
+    gate's state and the voter's eligibility as they stand after the votes before it, so the
+    votes count once each and the gate closes once. ``deployment_id``: the deployment the
+    caller addressed; a gate of another deployment is "no such gate".
     """
     seen = Gate.objects.select_related("deployment").filter(pk=gate_id).first()
-    if seen is None:
+    if seen is None or (deployment_id is not None and seen.deployment_id != deployment_id):
         raise Gate.DoesNotExist(f"No gate {gate_id}")
-    deployment_id = seen.deployment_id
     if not access_for(user, seen.deployment).can_view:
         raise Gate.DoesNotExist
     if choice not in Decision.values:
@@ -456,38 +471,74 @@ def cast_vote(gate_id: int, user, choice: str, *, reason: str = "") -> Vote:
         raise InvalidChange("A NO-GO needs a reason.")
     if len(reason) > 2000:
         raise InvalidChange("That reason is too long (2,000 characters at most).")
+    ballot = _Ballot(user, choice, reason)
+    apply = partial(_apply_votes, seen.deployment_id, gate_id)
+    if transaction.get_connection().in_atomic_block:
+        # Part of a larger change (its transaction is not ours to share): applied alone, in it.
+        (outcome,) = apply([ballot])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+    return _ballots.run(gate_id, ballot, apply)
+
+
+def _apply_votes(deployment_id: int, gate_id: int, ballots: list[_Ballot]) -> list:
+    """Apply ballots in order in one transaction; one outcome each: the Vote, or the refusal
+    (raised before that ballot wrote anything). Anything else raised rolls the group back."""
+    outcomes: list = []
     with transaction.atomic():
-        return _apply_vote(deployment_id, gate_id, user, choice, reason)
+        deployment = lock_deployment(deployment_id)
+        gate = (
+            Gate.objects.select_for_update(of=("self",))
+            .select_related("decider_role", "item__step__phase")
+            .prefetch_related("voter_roles", "veto_roles")
+            .get(pk=gate_id)
+        )
+        gate.deployment = deployment
+        shared: dict = {}  # read once for the group, when the first ballot needs it
+        for ballot in ballots:
+            try:
+                _check_ballot(deployment, gate, ballot, shared)
+            except (InvalidChange, PermissionDenied) as refused:
+                outcomes.append(refused)
+                continue
+            outcomes.append(_write_vote(deployment, gate, ballot, shared))
+        if any(isinstance(outcome, Vote) for outcome in outcomes):
+            _push(deployment.pk)
+    return outcomes
 
 
-def _apply_vote(deployment_id: int, gate_id: int, user, choice: str, reason: str) -> Vote:
-    deployment = lock_deployment(deployment_id)
-    gate = (
-        Gate.objects.select_for_update(of=("self",))
-        .select_related("decider_role", "item__step__phase")
-        .prefetch_related("voter_roles", "veto_roles")
-        .get(pk=gate_id)
-    )
-    gate.deployment = deployment
+def _check_ballot(deployment: Deployment, gate: Gate, ballot: _Ballot, shared: dict) -> None:
     require_unfinished(deployment, "its gates take no more votes")
     if gate.state == GateState.CLOSED:
         raise InvalidChange(f"This gate is closed: {gate.get_decision_display()}.")
     if gate.state == GateState.CANCELLED:
         raise InvalidChange(f"This gate was cancelled: {gate.decision_summary}")
-    if gate.state == GateState.WAITING and not _conditions_met(gate):
-        raise InvalidChange("Voting has not opened: the gate's checklist is not complete yet.")
-    voters = eligible_voters(gate)  # read under the lock: someone removed a moment ago no longer votes
-    if user.pk not in voters:
+    if gate.state == GateState.WAITING:
+        if "conditions_met" not in shared:
+            shared["conditions_met"] = _conditions_met(gate)
+        if not shared["conditions_met"]:
+            raise InvalidChange("Voting has not opened: the gate's checklist is not complete yet.")
+    if "voters" not in shared:
+        shared["voters"] = eligible_voters(gate)  # read under the lock: someone removed a moment ago no longer votes
+    if ballot.user.pk not in shared["voters"]:
         names = ", ".join(r.name for r in gate.voter_roles.all()) or "nobody yet"
         raise PermissionDenied(f"You do not vote on this gate (voters: {names}).")
+
+
+def _write_vote(deployment: Deployment, gate: Gate, ballot: _Ballot, shared: dict) -> Vote:
+    user, choice, reason = ballot.user, ballot.choice, ballot.reason
     now = timezone.now()
     if gate.state == GateState.WAITING:
         gate.state, gate.opened_at = GateState.OPEN, now
         gate.save(update_fields=["state", "opened_at"])
-    votes = list(gate.votes.select_related("voter"))
+    if "votes" not in shared:
+        shared["votes"] = list(gate.votes.select_related("voter"))
+        shared["evidence"] = evidence_digest(gate)  # the checklist does not change while the lock is held
+    votes, voters = shared["votes"], shared["voters"]
     previous = next((v for v in votes if v.voter_id == user.pk), None)
     before = {"choice": previous.choice, "reason": previous.reason, "stale": previous.stale} if previous else None
-    fields = {"choice": choice, "reason": reason, "evidence_digest": evidence_digest(gate), "stale": False, "cast_at": now}
+    fields = {"choice": choice, "reason": reason, "evidence_digest": shared["evidence"], "stale": False, "cast_at": now}
     if previous is None:
         vote = Vote.objects.create(gate=gate, voter=user, **fields)
         votes.append(vote)
@@ -505,12 +556,14 @@ def _apply_vote(deployment_id: int, gate_id: int, user, choice: str, reason: str
         summary=f"{word} on “{gate.title}”" + (f": {reason}" if reason else ""),
         before=before,
         after={"choice": choice, "reason": reason, "evidence": vote.evidence_digest},
+        head=deployment,
     )
-    votes_tally = tally(gate, votes=votes, voters=voters)
-    decision, why = evaluate(gate, votes_tally, voters)
+    decision, why = evaluate(gate, tally(gate, votes=votes, voters=voters), voters)
     if decision:
         _close(gate, decision, why, actor=None)
-    _push(deployment.pk)
+        # Closing writes through other services (the gate's line, the deployment's state),
+        # whose events move the chain on without this head: read it again.
+        deployment.refresh_from_db(fields=["state", "event_count", "last_event_hash"])
     return vote
 
 

@@ -76,6 +76,7 @@ def web_server(processes: int | None = None):
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError(f"the web server did not start; see {log.name}") from None
                 time.sleep(0.1)
+        _wait_until_booted(port, proc.pid)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -84,6 +85,48 @@ def web_server(processes: int | None = None):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process and its children (the gunicorn master and its workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
+    pids = [pid, *(int(p) for p in children)]
+    for p in pids:
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _wait_until_booted(port: int, pid: int, timeout: float = 60) -> None:
+    """The master listens before its worker processes have imported Django: wait until the
+    application answers and the processes have gone quiet, so no case measures a boot."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
+            break
+        except urllib.error.HTTPError:
+            break  # an answer (503 while no Celery worker runs, as here) is what we wait for
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the web server did not answer /healthz")
+        time.sleep(0.1)
+    before = server_cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = server_cpu_seconds(pid)
+        if now - before < 0.02:  # under 8 % of a core for a quarter second: every process is up
+            return
+        before = now
 
 
 def session_for(user) -> str:

@@ -49,15 +49,31 @@ def event_hash(
 
 
 def record_event(
-    deployment_id: int, *, actor, action: str, summary: str, obj=None, before=None, after=None, actor_label: str | None = None
+    deployment_id: int,
+    *,
+    actor,
+    action: str,
+    summary: str,
+    obj=None,
+    before=None,
+    after=None,
+    actor_label: str | None = None,
+    head: Deployment | None = None,
 ) -> Event:
     """Append one event. Must run inside the caller's transaction. ``actor`` is a person,
-    a SystemActor (recorded by its label) or None (Warroom)."""
+    a SystemActor (recorded by its label) or None (Warroom).
+
+    ``head``: the deployment row this transaction locked (``locks.lock_deployment``), when no
+    event was appended since except through this same ``head``: its chain fields are used
+    and moved on, instead of being read again. Without it the head is read (and locked)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event must be called inside transaction.atomic")
     if isinstance(actor, SystemActor):
         actor, actor_label = None, actor_label or actor.label
-    head = Deployment.objects.select_for_update(no_key=True).only("event_count", "last_event_hash").get(pk=deployment_id)
+    if head is None:
+        head = Deployment.objects.select_for_update(no_key=True).only("event_count", "last_event_hash").get(pk=deployment_id)
+    elif head.pk != deployment_id:
+        raise ValueError("record_event: head is another deployment's row")
     seq = head.event_count + 1
     created_at = timezone.now()
     label = actor_label or (actor.get_full_name() or actor.get_username() if actor else SYSTEM_ACTOR)
@@ -81,6 +97,7 @@ def record_event(
     digest = event_hash(**fields)
     event = Event.objects.create(hash=digest, **fields)
     Deployment.objects.filter(pk=deployment_id).update(event_count=seq, last_event_hash=digest)
+    head.event_count, head.last_event_hash = seq, digest
     return event
 
 

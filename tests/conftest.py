@@ -48,7 +48,8 @@ def crew(db):
     deployment = make_deployment(lead=lead)
     people = staff_deployment(deployment, lead)
     live.publisher.flush()  # the set-up's own pushes are out before a test starts listening
-    return deployment, people
+    yield deployment, people
+    live.publisher.flush()  # and the test's own are out before its rows are gone
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ import random
 import secrets
 import time
 
-from bench.support import LAST_SERVER, make_crew, percentiles, session_for, web_server
+from bench.support import LAST_SERVER, make_crew, percentiles, server_cpu_seconds, session_for, web_server
 
 PEOPLE = 50
 SECONDS = 30
@@ -86,7 +86,9 @@ def run():
         people.append((session_for(user), checks[2 * i : 2 * i + 2], field.pk))
     with web_server() as base_url:
         log_path = LAST_SERVER["log"]
+        cpu_before = server_cpu_seconds(LAST_SERVER["pid"])
         latencies, failures, counts = asyncio.run(_crowd(base_url, deployment.pk, gate.pk, people))
+        cpu = server_cpu_seconds(LAST_SERVER["pid"]) - cpu_before
     deadlocks = open(log_path).read().count("deadlock detected")
     yield {
         "people": PEOPLE,
@@ -94,6 +96,7 @@ def run():
         "operations": len(latencies),
         **counts,
         **percentiles(latencies),
+        "server_cpu_ms_per_op": round(cpu / max(1, len(latencies)) * 1000, 1),
         "errors": len(failures),
         "first_errors": failures[:3],
         "deadlocks": deadlocks,

@@ -1,7 +1,7 @@
 """vote_storm: 50 voters cast GO on one gate in the same instant, through the real web server.
 
-Reports cast latency (HTTP request → response) and checks that the tally is 50
-and the gate closed exactly once.
+Reports cast latency (HTTP request → response), the web processes' CPU per vote (pushes
+included), and checks that the tally is 50 and the gate closed exactly once.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import asyncio
 import secrets
 import time
 
-from bench.support import make_crew, percentiles, session_for, web_server
+from bench.support import LAST_SERVER, make_crew, percentiles, server_cpu_seconds, session_for, web_server
 
 VOTERS = 50
 
@@ -61,7 +61,11 @@ def run():
     )
     sessions = [session_for(user) for user in members]
     with web_server() as base_url:
+        cpu_before = server_cpu_seconds(LAST_SERVER["pid"])
         latencies, statuses, wall = asyncio.run(_storm(base_url, deployment.pk, gate.pk, sessions))
+        live_flush_seconds = 0.5  # the last group's push is rendered after the answers: count it too
+        time.sleep(live_flush_seconds)
+        cpu = server_cpu_seconds(LAST_SERVER["pid"]) - cpu_before
     gate = Gate.objects.get(pk=gate.pk)
     tally = Vote.objects.filter(gate=gate, choice="go").count()
     closes = Event.objects.filter(deployment=deployment, action="gate.decided").count()
@@ -69,6 +73,7 @@ def run():
         "voters": VOTERS,
         **percentiles(latencies),
         "wall_s": round(wall, 3),
+        "server_cpu_ms_per_vote": round(cpu / VOTERS * 1000, 1),
         "http_ok": sum(1 for s in statuses if s < 300),
         "tally": tally,
         "tally_ok": tally == VOTERS,

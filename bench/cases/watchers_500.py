@@ -9,34 +9,17 @@ tick of a different checklist line, so every screen must see every line's marker
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
-import subprocess
 import time
 
-from bench.support import LAST_SERVER, connect_clients, make_crew, percentiles, session_for, web_server
+from bench.support import LAST_SERVER, connect_clients, make_crew, percentiles, server_cpu_seconds, session_for, web_server
 
 SCREENS = 500
 INTERVAL = 0.2
 SECONDS = 30
 TICKS = int(SECONDS / INTERVAL)
 TICKED = re.compile(r'id="cb-(\d+)"[^>]*\schecked[\s/>]')  # the attribute itself, not aria-checked
-
-
-def _cpu_seconds(pid: int) -> float:
-    """user + system CPU of a process and its children (the gunicorn master and its workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
-    pids = [pid, *(int(p) for p in children)]
-    for p in pids:
-        try:
-            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 async def _watch(base_url, server_pid, deployment_id, sessions, *, ticker_session, items):
@@ -63,7 +46,7 @@ async def _watch(base_url, server_pid, deployment_id, sessions, *, ticker_sessio
     csrf = secrets.token_hex(16)
     sent: dict[int, float] = {}
     statuses = []
-    cpu_before = _cpu_seconds(server_pid)
+    cpu_before = server_cpu_seconds(server_pid)
     async with aiohttp.ClientSession() as http:
         started = time.perf_counter()
         for n, (item_id, _revision) in enumerate(items):
@@ -78,7 +61,7 @@ async def _watch(base_url, server_pid, deployment_id, sessions, *, ticker_sessio
     deadline = time.perf_counter() + 20
     while time.perf_counter() < deadline and any(len(a) < len(items) for a in arrivals):
         await asyncio.sleep(0.2)
-    cpu_used = _cpu_seconds(server_pid) - cpu_before
+    cpu_used = server_cpu_seconds(server_pid) - cpu_before
     dropped = sum(1 for ws in clients if ws.close_code is not None)  # closed before the end
     for task in readers:
         task.cancel()
