@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import Group, Permission
+from django.contrib.postgres.aggregates import ArrayAgg
 
 # Django's own: views answer 403 with its message. Re-exported so every app imports it from here.
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404
 from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
@@ -140,7 +142,12 @@ def access_for(user, deployment, *, participants=None) -> Access:
     if participants is not None:
         participant = next((p for p in participants if p.user_id == user.pk), None)
     else:
-        participant = Participant.objects.filter(deployment=deployment, user=user).prefetch_related("roles").first()
+        participant = (
+            Participant.objects.filter(deployment=deployment, user=user)
+            .annotate(held_role_ids=ArrayAgg("roles__id", filter=Q(roles__isnull=False), default=[]))
+            .only("id", "is_lead", "user_id")
+            .first()
+        )  # with its roles' ids, in one query
     if user.is_superuser and participant is None:
         return Access(user_id=user.pk, can_view=True, is_lead=True)
     # One checker for both permissions: it loads the user's and their groups' object
@@ -153,7 +160,9 @@ def access_for(user, deployment, *, participants=None) -> Access:
         user_id=user.pk,
         can_view=True,
         is_lead=is_lead,
-        role_ids=frozenset(role.pk for role in participant.roles.all()),
+        role_ids=frozenset(
+            participant.held_role_ids if hasattr(participant, "held_role_ids") else (role.pk for role in participant.roles.all())
+        ),
     )
 
 

@@ -554,21 +554,28 @@ def update_item(
     checked: bool | None = None,
     value: str | None = None,
     note: str | None = None,
+    deployment_id: int | None = None,
 ) -> Item:
     """Tick, untick, fill a field or pick a choice — the one path for item state.
 
     ``actor`` is a person or a SystemActor (a pipeline, a task run, a gate decision…);
     check_item_change decides whether they may, then the change is applied. ``revision``
     is the revision the person saw; if the item changed since, nothing is written and
-    StaleChange carries the current state to show them.
+    StaleChange carries the current state to show them. ``deployment_id``: the deployment
+    the caller addressed, when known (a line of another deployment is then "no such item").
     """
-    lock_deployment_of(Item, item_id)
-    item = Item.objects.select_for_update(of=("self",)).select_related("step__role", "deployment").get(pk=item_id)
+    if deployment_id is None:
+        deployment = lock_deployment_of(Item, item_id)
+    else:
+        deployment = lock_deployment(deployment_id)
+    item = Item.objects.select_for_update(of=("self",)).select_related("step__role").get(pk=item_id, deployment_id=deployment.pk)
+    item.deployment = deployment
     after = check_item_change(item, actor, revision=revision, checked=checked, value=value, note=note)
-    return _apply_item_change(item, actor, after)
+    return _apply_item_change(item, actor, after, head=deployment)
 
 
-def _apply_item_change(item: Item, actor, after: dict) -> Item:
+def _apply_item_change(item: Item, actor, after: dict, *, head: Deployment | None = None) -> Item:
+    """``head``: the deployment row locked for this change, when no event was recorded since."""
     before = {"checked": item.checked, "value": item.value, "note": item.note}
     if after == before:
         return item  # nothing to record: a double click, or the same value again
@@ -606,6 +613,7 @@ def _apply_item_change(item: Item, actor, after: dict) -> Item:
         + (f" = {item.value}" if item.value and item.kind != ItemKind.CHECK else ""),
         before=before,
         after=after,
+        head=head,
     )
     hooks.item_changed(deployment_id)  # e.g. votes cast against the old checklist become stale
     live.publish_on_commit(deployment_id, lambda: board.render_item_push(item.pk, step_changed=step_changed))

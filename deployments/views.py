@@ -318,7 +318,7 @@ def item_update(request, pk, item_pk):
             return toast_response("A value is needed.", 400)
         kwargs["value"] = request.POST["value"]
     try:
-        services.update_item(item.pk, request.user, **kwargs)
+        services.update_item(item.pk, request.user, deployment_id=deployment.pk, **kwargs)
     except services.StaleChange as exc:
         return fragments_response(board_module.render_item_push(exc.current.pk, step_changed=False), toast=str(exc))
     except services.InvalidChange as exc:
