@@ -14,14 +14,29 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 
+from django.contrib.postgres.aggregates import JSONBAgg
+from django.db.models import JSONField, Q, Value
+from django.db.models.functions import JSONObject
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from checklists.models import ItemKind
 from deployments import hooks, live, panels
 from deployments.clock import clock
-from deployments.models import ALLOWED_TRANSITIONS, REASON_STATES, Deployment, DeploymentState, Event, Item, Participant, Step
+from deployments.models import (
+    ALLOWED_TRANSITIONS,
+    REASON_STATES,
+    CodeBlock,
+    Deployment,
+    DeploymentRole,
+    DeploymentState,
+    Event,
+    Item,
+    Participant,
+    Step,
+)
 from deployments.timeline import timeline_svg
 
 TEMPLATE = "deployments/warroom.html"
@@ -45,7 +60,6 @@ class Board:
     deployment: Deployment
     phases: list[PhaseView]
     steps: list[Step]
-    roles: list
     participants: list
     contacts: list
     events: list
@@ -58,6 +72,11 @@ class Board:
     @property
     def percent(self):
         return round(100 * self.done / self.total) if self.total else 0
+
+    @cached_property
+    def roles(self):
+        """The deployment's roles, held or not: read when a screen asks (the war room does not)."""
+        return list(self.deployment.roles.all())
 
     @property
     def late_steps(self):
@@ -112,6 +131,8 @@ def _attach_items(steps: list[Step], items: list[Item]) -> None:
         item.child_list = children.get(item.pk, [])
     for step in steps:
         step.all_items = by_step.get(step.pk, [])
+        for item in step.all_items:
+            item.step = step  # the board's own step: the status panel's "next gate" names it
         step.roots = [i for i in step.all_items if i.parent_id is None]
         leaves = [i for i in step.all_items if not i.is_group]
         step.total_leaves = len(leaves)
@@ -121,11 +142,61 @@ def _attach_items(steps: list[Step], items: list[Item]) -> None:
             item.group_done = all(c.is_done or getattr(c, "group_done", False) for c in item.child_list)
 
 
+# A step's code blocks, read with the steps (one query, not a prefetch per relation):
+# a JSON list in the blocks' own order, turned back into CodeBlock rows by _attach_code_blocks.
+_CODE_BLOCKS = JSONBAgg(
+    JSONObject(id="code_blocks__id", position="code_blocks__position", info="code_blocks__info", code="code_blocks__code"),
+    filter=Q(code_blocks__isnull=False),
+    order_by=("code_blocks__position", "code_blocks__id"),
+    default=Value([], output_field=JSONField()),
+)
+
+
+def _attach_code_blocks(steps: list[Step]) -> None:
+    for step in steps:
+        step.code_list = [CodeBlock(step_id=step.pk, **block) for block in step.code_json]
+
+
+# The roles a participant holds, read with the participants: a JSON list in the roles' order.
+_HELD_ROLES = JSONBAgg(
+    JSONObject(id="roles__id", deployment_id="roles__deployment_id", name="roles__name", position="roles__position"),
+    filter=Q(roles__isnull=False),
+    order_by=("roles__position", "roles__id"),
+    default=Value([], output_field=JSONField()),
+)
+
+
+def load_participants(deployment: Deployment) -> list[Participant]:
+    """The participants with their users and the roles each holds, in one query.
+
+    Each participant's ``roles.all()`` then answers from what was read, as after
+    ``prefetch_related("roles")`` (the same rows, the same order), without its second query.
+    """
+    participants = list(
+        Participant.objects.filter(deployment=deployment)
+        .select_related("user")
+        .annotate(held_roles=_HELD_ROLES)
+        .order_by(*Participant._meta.ordering)  # a grouped query drops the model's own order
+    )
+    for participant in participants:
+        roles = participant.roles.all()  # the manager's queryset, not yet run: filled as a prefetch fills it
+        roles._result_cache = [DeploymentRole(**role) for role in participant.held_roles]
+        roles._prefetch_done = True
+        participant._prefetched_objects_cache = {"roles": roles}
+    return participants
+
+
 def load_board(deployment_id: int, *, events: int = RECENT_EVENTS, deployment: Deployment | None = None) -> Board:
     """``deployment``: the row, when the caller has it already (with its runbook version)."""
     if deployment is None:
         deployment = Deployment.objects.select_related("runbook_version").get(pk=deployment_id)
-    steps = list(Step.objects.filter(deployment=deployment).select_related("role", "phase").prefetch_related("code_blocks"))
+    steps = list(
+        Step.objects.filter(deployment=deployment)
+        .select_related("role", "phase")
+        .annotate(code_json=_CODE_BLOCKS)
+        .order_by(*Step._meta.ordering)  # a grouped query drops the model's own order
+    )
+    _attach_code_blocks(steps)
     items = list(Item.objects.filter(deployment=deployment).select_related("done_by").order_by("step_id", "position", "id"))
     _attach_items(steps, items)
     panels.attach_to_steps(deployment.pk, steps)
@@ -136,13 +207,11 @@ def load_board(deployment_id: int, *, events: int = RECENT_EVENTS, deployment: D
         view.steps.append(step)
         view.done += step.done_leaves
         view.total += step.total_leaves
-    participants = list(Participant.objects.filter(deployment=deployment).select_related("user").prefetch_related("roles"))
     board = Board(
         deployment=deployment,
         phases=list(phases.values()),
         steps=steps,
-        roles=list(deployment.roles.all()),
-        participants=participants,
+        participants=load_participants(deployment),
         contacts=list(deployment.contacts.select_related("role")),
         events=list(Event.objects.filter(deployment=deployment).select_related(None).order_by("-seq")[:events]),
         now=timezone.now(),
