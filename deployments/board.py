@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from django.contrib.postgres.aggregates import JSONBAgg
-from django.db.models import JSONField, Q, Value
+from django.db.models import Count, JSONField, Q, Value
 from django.db.models.functions import JSONObject
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -68,6 +68,8 @@ class Board:
     slots: dict = field(default_factory=panels.placed)
     done: int = 0
     total: int = 0
+    # The first gate line not decided, in runbook order (its ``step`` is loaded with it).
+    next_gate: Item | None = None
 
     @property
     def percent(self):
@@ -87,14 +89,6 @@ class Board:
     def current_step(self):
         """The first step not yet done, in runbook order."""
         return next((s for s in self.steps if s.total_leaves and s.actual_end is None), None)
-
-    @property
-    def next_gate(self):
-        for step in self.steps:
-            for item in step.all_items:
-                if item.kind == ItemKind.GATE and not item.is_done:
-                    return item
-        return None
 
     @property
     def next_states(self):
@@ -200,6 +194,18 @@ def load_board(deployment_id: int, *, events: int = RECENT_EVENTS, deployment: D
     items = list(Item.objects.filter(deployment=deployment).select_related("done_by").order_by("step_id", "position", "id"))
     _attach_items(steps, items)
     panels.attach_to_steps(deployment.pk, steps)
+    return _board(
+        deployment,
+        steps,
+        participants=load_participants(deployment),
+        contacts=list(deployment.contacts.select_related("role")),
+        events=_recent_events(deployment, events),
+        next_gate=next((i for s in steps for i in s.all_items if i.kind == ItemKind.GATE and not i.is_done), None),
+    )
+
+
+def _board(deployment: Deployment, steps: list[Step], **parts) -> Board:
+    """The board of these steps (each with ``done_leaves`` and ``total_leaves``): phases and totals."""
     phases = {}
     for step in steps:
         step.planned_end_at = step.planned_end(deployment.planned_t0)
@@ -207,18 +213,49 @@ def load_board(deployment_id: int, *, events: int = RECENT_EVENTS, deployment: D
         view.steps.append(step)
         view.done += step.done_leaves
         view.total += step.total_leaves
-    board = Board(
-        deployment=deployment,
-        phases=list(phases.values()),
-        steps=steps,
-        participants=load_participants(deployment),
-        contacts=list(deployment.contacts.select_related("role")),
-        events=list(Event.objects.filter(deployment=deployment).select_related(None).order_by("-seq")[:events]),
-        now=timezone.now(),
-    )
+    board = Board(deployment=deployment, phases=list(phases.values()), steps=steps, now=timezone.now(), **parts)
     board.done = sum(p.done for p in board.phases)
     board.total = sum(p.total for p in board.phases)
     return board
+
+
+def _recent_events(deployment: Deployment, count: int = RECENT_EVENTS) -> list[Event]:
+    return list(Event.objects.filter(deployment=deployment).select_related(None).order_by("-seq")[:count])
+
+
+def _done(prefix: str = "") -> Q:
+    """Item.is_done as a condition: a checkbox when checked, any other line when it has a value."""
+    check = Q(**{f"{prefix}kind": ItemKind.CHECK})
+    return (check & Q(**{f"{prefix}checked": True})) | (~check & ~Q(**{f"{prefix}value": ""}))
+
+
+def _load_item_board(item_id: int) -> tuple[Board, Step]:
+    """What a tick's push shows, read without the rest of the board: the line's step with its
+    items, code and runs; every step with its counts (progress, "now", late, the timeline);
+    the next open gate; the recent events. No people, no contacts, no other step's lines:
+    only the step, progress, status, events and timeline partials render from it."""
+    item = Item.objects.select_related("deployment").only("step_id", "deployment").get(pk=item_id)
+    deployment = item.deployment
+    leaf = Q(items__is_group=False)
+    steps = list(
+        Step.objects.filter(deployment=deployment)
+        .select_related("role", "phase")
+        .annotate(total_leaves=Count("items", filter=leaf), done_leaves=Count("items", filter=leaf & _done("items__")))
+        .order_by(*Step._meta.ordering)  # a grouped query drops the model's own order
+    )
+    step = next(s for s in steps if s.pk == item.step_id)
+    step.code_list = list(CodeBlock.objects.filter(step=step))
+    _attach_items([step], list(Item.objects.filter(step=step).select_related("done_by").order_by("position", "id")))
+    panels.attach_to_steps(deployment.pk, [step])
+    next_gate = (
+        Item.objects.filter(deployment=deployment, kind=ItemKind.GATE)
+        .exclude(_done())
+        .select_related("step")
+        .order_by("step__phase__position", "step__position", "step_id", "position", "id")
+        .first()
+    )
+    board = _board(deployment, steps, participants=[], contacts=[], events=_recent_events(deployment), next_gate=next_gate)
+    return board, step
 
 
 def render(partial: str, board: Board, **extra) -> str:
@@ -229,9 +266,7 @@ def render(partial: str, board: Board, **extra) -> str:
 
 
 def render_item_push(item_id: int, *, step_changed: bool) -> list[str]:
-    item = Item.objects.only("deployment_id", "step_id").get(pk=item_id)
-    board = load_board(item.deployment_id)
-    step = next(s for s in board.steps if s.pk == item.step_id)
+    board, step = _load_item_board(item_id)
     fragments = [render("step", board, step=step), render("progress", board), render("events", board), render("status", board)]
     if step_changed:
         fragments.append(render("timeline", board))
