@@ -14,14 +14,29 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 
+from django.contrib.postgres.aggregates import JSONBAgg
+from django.db.models import Count, JSONField, Q, Value
+from django.db.models.functions import JSONObject
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from checklists.models import ItemKind
 from deployments import hooks, live, panels
 from deployments.clock import clock
-from deployments.models import ALLOWED_TRANSITIONS, REASON_STATES, Deployment, DeploymentState, Event, Item, Participant, Step
+from deployments.models import (
+    ALLOWED_TRANSITIONS,
+    REASON_STATES,
+    CodeBlock,
+    Deployment,
+    DeploymentRole,
+    DeploymentState,
+    Event,
+    Item,
+    Participant,
+    Step,
+)
 from deployments.timeline import timeline_svg
 
 TEMPLATE = "deployments/warroom.html"
@@ -45,7 +60,6 @@ class Board:
     deployment: Deployment
     phases: list[PhaseView]
     steps: list[Step]
-    roles: list
     participants: list
     contacts: list
     events: list
@@ -54,10 +68,17 @@ class Board:
     slots: dict = field(default_factory=panels.placed)
     done: int = 0
     total: int = 0
+    # The first gate line not decided, in runbook order (its ``step`` is loaded with it).
+    next_gate: Item | None = None
 
     @property
     def percent(self):
         return round(100 * self.done / self.total) if self.total else 0
+
+    @cached_property
+    def roles(self):
+        """The deployment's roles, held or not: read when a screen asks (the war room does not)."""
+        return list(self.deployment.roles.all())
 
     @property
     def late_steps(self):
@@ -68,14 +89,6 @@ class Board:
     def current_step(self):
         """The first step not yet done, in runbook order."""
         return next((s for s in self.steps if s.total_leaves and s.actual_end is None), None)
-
-    @property
-    def next_gate(self):
-        for step in self.steps:
-            for item in step.all_items:
-                if item.kind == ItemKind.GATE and not item.is_done:
-                    return item
-        return None
 
     @property
     def next_states(self):
@@ -112,6 +125,8 @@ def _attach_items(steps: list[Step], items: list[Item]) -> None:
         item.child_list = children.get(item.pk, [])
     for step in steps:
         step.all_items = by_step.get(step.pk, [])
+        for item in step.all_items:
+            item.step = step  # the board's own step: the status panel's "next gate" names it
         step.roots = [i for i in step.all_items if i.parent_id is None]
         leaves = [i for i in step.all_items if not i.is_group]
         step.total_leaves = len(leaves)
@@ -121,14 +136,76 @@ def _attach_items(steps: list[Step], items: list[Item]) -> None:
             item.group_done = all(c.is_done or getattr(c, "group_done", False) for c in item.child_list)
 
 
+# A step's code blocks, read with the steps (one query, not a prefetch per relation):
+# a JSON list in the blocks' own order, turned back into CodeBlock rows by _attach_code_blocks.
+_CODE_BLOCKS = JSONBAgg(
+    JSONObject(id="code_blocks__id", position="code_blocks__position", info="code_blocks__info", code="code_blocks__code"),
+    filter=Q(code_blocks__isnull=False),
+    order_by=("code_blocks__position", "code_blocks__id"),
+    default=Value([], output_field=JSONField()),
+)
+
+
+def _attach_code_blocks(steps: list[Step]) -> None:
+    for step in steps:
+        step.code_list = [CodeBlock(step_id=step.pk, **block) for block in step.code_json]
+
+
+# The roles a participant holds, read with the participants: a JSON list in the roles' order.
+_HELD_ROLES = JSONBAgg(
+    JSONObject(id="roles__id", deployment_id="roles__deployment_id", name="roles__name", position="roles__position"),
+    filter=Q(roles__isnull=False),
+    order_by=("roles__position", "roles__id"),
+    default=Value([], output_field=JSONField()),
+)
+
+
+def load_participants(deployment: Deployment) -> list[Participant]:
+    """The participants with their users and the roles each holds, in one query.
+
+    Each participant's ``roles.all()`` then answers from what was read, as after
+    ``prefetch_related("roles")`` (the same rows, the same order), without its second query.
+    """
+    participants = list(
+        Participant.objects.filter(deployment=deployment)
+        .select_related("user")
+        .annotate(held_roles=_HELD_ROLES)
+        .order_by(*Participant._meta.ordering)  # a grouped query drops the model's own order
+    )
+    for participant in participants:
+        roles = participant.roles.all()  # the manager's queryset, not yet run: filled as a prefetch fills it
+        roles._result_cache = [DeploymentRole(**role) for role in participant.held_roles]
+        roles._prefetch_done = True
+        participant._prefetched_objects_cache = {"roles": roles}
+    return participants
+
+
 def load_board(deployment_id: int, *, events: int = RECENT_EVENTS, deployment: Deployment | None = None) -> Board:
     """``deployment``: the row, when the caller has it already (with its runbook version)."""
     if deployment is None:
         deployment = Deployment.objects.select_related("runbook_version").get(pk=deployment_id)
-    steps = list(Step.objects.filter(deployment=deployment).select_related("role", "phase").prefetch_related("code_blocks"))
+    steps = list(
+        Step.objects.filter(deployment=deployment)
+        .select_related("role", "phase")
+        .annotate(code_json=_CODE_BLOCKS)
+        .order_by(*Step._meta.ordering)  # a grouped query drops the model's own order
+    )
+    _attach_code_blocks(steps)
     items = list(Item.objects.filter(deployment=deployment).select_related("done_by").order_by("step_id", "position", "id"))
     _attach_items(steps, items)
     panels.attach_to_steps(deployment.pk, steps)
+    return _board(
+        deployment,
+        steps,
+        participants=load_participants(deployment),
+        contacts=list(deployment.contacts.select_related("role")),
+        events=_recent_events(deployment, events),
+        next_gate=next((i for s in steps for i in s.all_items if i.kind == ItemKind.GATE and not i.is_done), None),
+    )
+
+
+def _board(deployment: Deployment, steps: list[Step], **parts) -> Board:
+    """The board of these steps (each with ``done_leaves`` and ``total_leaves``): phases and totals."""
     phases = {}
     for step in steps:
         step.planned_end_at = step.planned_end(deployment.planned_t0)
@@ -136,20 +213,49 @@ def load_board(deployment_id: int, *, events: int = RECENT_EVENTS, deployment: D
         view.steps.append(step)
         view.done += step.done_leaves
         view.total += step.total_leaves
-    participants = list(Participant.objects.filter(deployment=deployment).select_related("user").prefetch_related("roles"))
-    board = Board(
-        deployment=deployment,
-        phases=list(phases.values()),
-        steps=steps,
-        roles=list(deployment.roles.all()),
-        participants=participants,
-        contacts=list(deployment.contacts.select_related("role")),
-        events=list(Event.objects.filter(deployment=deployment).select_related(None).order_by("-seq")[:events]),
-        now=timezone.now(),
-    )
+    board = Board(deployment=deployment, phases=list(phases.values()), steps=steps, now=timezone.now(), **parts)
     board.done = sum(p.done for p in board.phases)
     board.total = sum(p.total for p in board.phases)
     return board
+
+
+def _recent_events(deployment: Deployment, count: int = RECENT_EVENTS) -> list[Event]:
+    return list(Event.objects.filter(deployment=deployment).select_related(None).order_by("-seq")[:count])
+
+
+def _done(prefix: str = "") -> Q:
+    """Item.is_done as a condition: a checkbox when checked, any other line when it has a value."""
+    check = Q(**{f"{prefix}kind": ItemKind.CHECK})
+    return (check & Q(**{f"{prefix}checked": True})) | (~check & ~Q(**{f"{prefix}value": ""}))
+
+
+def _load_item_board(item_id: int) -> tuple[Board, Step]:
+    """What a tick's push shows, read without the rest of the board: the line's step with its
+    items, code and runs; every step with its counts (progress, "now", late, the timeline);
+    the next open gate; the recent events. No people, no contacts, no other step's lines:
+    only the step, progress, status, events and timeline partials render from it."""
+    item = Item.objects.select_related("deployment").only("step_id", "deployment").get(pk=item_id)
+    deployment = item.deployment
+    leaf = Q(items__is_group=False)
+    steps = list(
+        Step.objects.filter(deployment=deployment)
+        .select_related("role", "phase")
+        .annotate(total_leaves=Count("items", filter=leaf), done_leaves=Count("items", filter=leaf & _done("items__")))
+        .order_by(*Step._meta.ordering)  # a grouped query drops the model's own order
+    )
+    step = next(s for s in steps if s.pk == item.step_id)
+    step.code_list = list(CodeBlock.objects.filter(step=step))
+    _attach_items([step], list(Item.objects.filter(step=step).select_related("done_by").order_by("position", "id")))
+    panels.attach_to_steps(deployment.pk, [step])
+    next_gate = (
+        Item.objects.filter(deployment=deployment, kind=ItemKind.GATE)
+        .exclude(_done())
+        .select_related("step")
+        .order_by("step__phase__position", "step__position", "step_id", "position", "id")
+        .first()
+    )
+    board = _board(deployment, steps, participants=[], contacts=[], events=_recent_events(deployment), next_gate=next_gate)
+    return board, step
 
 
 def render(partial: str, board: Board, **extra) -> str:
@@ -160,9 +266,7 @@ def render(partial: str, board: Board, **extra) -> str:
 
 
 def render_item_push(item_id: int, *, step_changed: bool) -> list[str]:
-    item = Item.objects.only("deployment_id", "step_id").get(pk=item_id)
-    board = load_board(item.deployment_id)
-    step = next(s for s in board.steps if s.pk == item.step_id)
+    board, step = _load_item_board(item_id)
     fragments = [render("step", board, step=step), render("progress", board), render("events", board), render("status", board)]
     if step_changed:
         fragments.append(render("timeline", board))

@@ -150,12 +150,12 @@ def access_for(user, deployment, *, participants=None) -> Access:
         )  # with its roles' ids, in one query
     if user.is_superuser and participant is None:
         return Access(user_id=user.pk, can_view=True, is_lead=True)
-    # One checker for both permissions: it loads the user's and their groups' object
-    # permissions once (two queries), not once per question.
-    checker = ObjectPermissionChecker(user)
-    if participant is None or not checker.has_perm(VIEW, deployment):
+    if participant is None:
         return Access(user_id=user.pk)
-    is_lead = participant.is_lead and checker.has_perm(MANAGE, deployment)
+    perms = _object_perms(user, deployment)
+    if VIEW not in perms:
+        return Access(user_id=user.pk)
+    is_lead = participant.is_lead and MANAGE in perms
     return Access(
         user_id=user.pk,
         can_view=True,
@@ -164,6 +164,18 @@ def access_for(user, deployment, *, participants=None) -> Access:
             participant.held_role_ids if hasattr(participant, "held_role_ids") else (role.pk for role in participant.roles.all())
         ),
     )
+
+
+def _object_perms(user, deployment) -> set[str]:
+    """The codenames guardian grants ``user`` on ``deployment``, directly or through a group.
+
+    Guardian's checker asks for the two halves in two queries; the same two querysets
+    (guardian builds both) go to the database as one UNION.
+    """
+    checker = ObjectPermissionChecker(user)
+    if user.is_superuser:  # guardian: a superuser holds every permission of the model
+        return set(checker.get_perms(deployment))
+    return set(checker.get_user_perms(deployment).union(checker.get_group_perms(deployment)))
 
 
 def grant_participation(user, deployment, *, is_lead: bool) -> None:
