@@ -229,13 +229,17 @@ def _done(prefix: str = "") -> Q:
     return (check & Q(**{f"{prefix}checked": True})) | (~check & ~Q(**{f"{prefix}value": ""}))
 
 
-def _load_item_board(item_id: int) -> tuple[Board, Step]:
-    """What a tick's push shows, read without the rest of the board: the line's step with its
-    items, code and runs; every step with its counts (progress, "now", late, the timeline);
-    the next open gate; the recent events. No people, no contacts, no other step's lines:
-    only the step, progress, status, events and timeline partials render from it."""
-    item = Item.objects.select_related("deployment").only("step_id", "deployment").get(pk=item_id)
-    deployment = item.deployment
+def _load_item_board(item_ids) -> tuple[Board, list[Step]]:
+    """What a tick's push shows, read without the rest of the board: the lines' steps with
+    their items, code and runs; every step with its counts (progress, "now", late, the
+    timeline); the next open gate; the recent events. No people, no contacts, no other
+    step's lines: only the step, progress, status, events and timeline partials render from it.
+    ``item_ids``: lines of one deployment (a burst of ticks is one push)."""
+    changed = list(Item.objects.select_related("deployment").only("step_id", "deployment").filter(pk__in=item_ids))
+    if not changed:
+        raise Item.DoesNotExist(f"No items {sorted(item_ids)}")
+    deployment = changed[0].deployment
+    step_ids = {item.step_id for item in changed if item.deployment_id == deployment.pk}
     leaf = Q(items__is_group=False)
     steps = list(
         Step.objects.filter(deployment=deployment)
@@ -243,10 +247,14 @@ def _load_item_board(item_id: int) -> tuple[Board, Step]:
         .annotate(total_leaves=Count("items", filter=leaf), done_leaves=Count("items", filter=leaf & _done("items__")))
         .order_by(*Step._meta.ordering)  # a grouped query drops the model's own order
     )
-    step = next(s for s in steps if s.pk == item.step_id)
-    step.code_list = list(CodeBlock.objects.filter(step=step))
-    _attach_items([step], list(Item.objects.filter(step=step).select_related("done_by").order_by("position", "id")))
-    panels.attach_to_steps(deployment.pk, [step])
+    shown = [s for s in steps if s.pk in step_ids]
+    code = {}
+    for block in CodeBlock.objects.filter(step__in=shown):
+        code.setdefault(block.step_id, []).append(block)
+    for step in shown:
+        step.code_list = code.get(step.pk, [])
+    _attach_items(shown, list(Item.objects.filter(step__in=shown).select_related("done_by").order_by("position", "id")))
+    panels.attach_to_steps(deployment.pk, shown)
     next_gate = (
         Item.objects.filter(deployment=deployment, kind=ItemKind.GATE)
         .exclude(_done())
@@ -255,7 +263,7 @@ def _load_item_board(item_id: int) -> tuple[Board, Step]:
         .first()
     )
     board = _board(deployment, steps, participants=[], contacts=[], events=_recent_events(deployment), next_gate=next_gate)
-    return board, step
+    return board, shown
 
 
 def render(partial: str, board: Board, **extra) -> str:
@@ -266,11 +274,34 @@ def render(partial: str, board: Board, **extra) -> str:
 
 
 def render_item_push(item_id: int, *, step_changed: bool) -> list[str]:
-    board, step = _load_item_board(item_id)
-    fragments = [render("step", board, step=step), render("progress", board), render("events", board), render("status", board)]
+    return render_items_push([item_id], step_changed=step_changed)
+
+
+def render_items_push(item_ids, *, step_changed: bool) -> list[str]:
+    board, steps = _load_item_board(item_ids)
+    fragments = [render("step", board, step=step) for step in steps]
+    fragments += [render("progress", board), render("events", board), render("status", board)]
     if step_changed:
         fragments.append(render("timeline", board))
     return fragments
+
+
+@dataclass(frozen=True)
+class ItemsPush:
+    """The push after checklist lines changed. Pushes waiting together merge (``live.Publisher``):
+    ten people ticking ten lines in one moment are one render of their steps, the progress,
+    the status and the events, not ten."""
+
+    item_ids: frozenset[int]
+    step_changed: bool
+
+    merge_key = "deployments.items"
+
+    def merge(self, other: ItemsPush) -> ItemsPush:
+        return ItemsPush(self.item_ids | other.item_ids, self.step_changed or other.step_changed)
+
+    def __call__(self) -> list[str]:
+        return render_items_push(self.item_ids, step_changed=self.step_changed)
 
 
 def render_events(deployment: Deployment) -> str:

@@ -171,8 +171,16 @@ class Publisher:
         self._pid = None
 
     def submit(self, deployment_id: int, render) -> None:
+        """``render``: a callable returning fragments. One with a ``merge_key`` and a
+        ``merge(other)`` merges with the one of the same key already waiting (a burst of
+        ticks: one render of every line they touched)."""
+        key = getattr(render, "merge_key", None) or _render_key(render)
         with self._lock:
-            self._pending.setdefault(deployment_id, {}).setdefault(_render_key(render), render)
+            waiting = self._pending.setdefault(deployment_id, {})
+            if key in waiting and hasattr(render, "merge"):
+                waiting[key] = waiting[key].merge(render)
+            else:
+                waiting.setdefault(key, render)
             self._idle.clear()
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 # First use in this process (or after a fork): start the thread here.

@@ -616,7 +616,7 @@ def _apply_item_change(item: Item, actor, after: dict, *, head: Deployment | Non
         head=head,
     )
     hooks.item_changed(deployment_id)  # e.g. votes cast against the old checklist become stale
-    live.publish_on_commit(deployment_id, lambda: board.render_item_push(item.pk, step_changed=step_changed))
+    live.publish_on_commit(deployment_id, board.ItemsPush(frozenset({item.pk}), step_changed))
     return item
 
 

@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -192,3 +193,29 @@ async def test_http_endpoints_refuse_without_csrf(crew, asgi_server):
     assert caught.value.code == 403
     await sync_to_async(item.refresh_from_db)()
     assert not item.checked
+
+
+def _tick_both_in_one_transaction(lead, items):
+    with transaction.atomic():
+        for item in items:
+            services.update_item(item.pk, lead, revision=item.revision, checked=True)
+
+
+async def test_lines_ticked_together_reach_screens_as_one_push_showing_both(crew):
+    """Two lines of two steps changed in one moment are one push (one render of progress,
+    status and events) carrying both steps, both lines ticked, and the progress after both."""
+    deployment, people = crew
+    comm = communicator(deployment.pk, people["po"])
+    connected, _ = await comm.connect()
+    assert connected
+    await comm.receive_from(timeout=5)  # own arrival in the presence list
+    first, second = [await sync_to_async(Item.objects.get)(deployment=deployment, text=t) for t in ("Check 1.1", "Check 2.1")]
+    assert first.step_id != second.step_id
+    await sync_to_async(_tick_both_in_one_transaction)(people["lead"], [first, second])
+    message = await comm.receive_from(timeout=5)
+    for item in (first, second):
+        assert f'id="step-{item.step_id}"' in message
+        assert re.search(rf'id="cb-{item.pk}"[^>]*checked', message)
+    assert message.count('id="live-seq"') == 1
+    assert await comm.receive_nothing(timeout=0.5)  # nothing was left for a second push
+    await comm.disconnect()
