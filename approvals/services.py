@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ from warroom.groupcommit import GroupCommit
 
 NOT_STARTED = {DeploymentState.DRAFT, DeploymentState.SCHEDULED}
 GO_WORDS = {"go", "go-live", "golive", "proceed", "approve", "approved"}
+
+
+log = logging.getLogger(__name__)
 
 
 def _name(user) -> str:
@@ -484,9 +488,24 @@ def cast_vote(gate_id: int, user, choice: str, *, reason: str = "", deployment_i
 
 def _apply_votes(deployment_id: int, gate_id: int, ballots: list[_Ballot]) -> list:
     """Apply ballots in order in one transaction; one outcome each: the Vote, or the refusal
-    (raised before that ballot wrote anything). Anything else raised rolls the group back."""
+    (raised before that ballot wrote anything). Anything else raised rolls the group back.
+
+    Once the transaction has committed this returns normally, whatever runs after the
+    commit: the group commit would otherwise apply the ballots again."""
     outcomes: list = []
+    committed: list[bool] = []
+    try:
+        _apply_votes_in_transaction(deployment_id, gate_id, ballots, outcomes, committed)
+    except Exception:
+        if not committed:
+            raise
+        log.exception("after the votes on gate %s were committed", gate_id)
+    return outcomes
+
+
+def _apply_votes_in_transaction(deployment_id: int, gate_id: int, ballots: list, outcomes: list, committed: list) -> None:
     with transaction.atomic():
+        transaction.on_commit(lambda: committed.append(True))  # first of this transaction's hooks
         deployment = lock_deployment(deployment_id)
         gate = (
             Gate.objects.select_for_update(of=("self",))
@@ -505,7 +524,6 @@ def _apply_votes(deployment_id: int, gate_id: int, ballots: list[_Ballot]) -> li
             outcomes.append(_write_vote(deployment, gate, ballot, shared))
         if any(isinstance(outcome, Vote) for outcome in outcomes):
             _push(deployment.pk)
-    return outcomes
 
 
 def _check_ballot(deployment: Deployment, gate: Gate, ballot: _Ballot, shared: dict) -> None:

@@ -132,7 +132,8 @@ def publish_on_commit(deployment_id: int, render_fragments) -> None:
     burst are rendered once. A broadcast failure is logged, not raised: the change is
     already saved, and clients recover through the heartbeat, a gap or their polling.
     """
-    transaction.on_commit(lambda: publisher.submit(deployment_id, render_fragments))
+    # robust: a failure to queue the push is logged, never raised into a change already committed
+    transaction.on_commit(lambda: publisher.submit(deployment_id, render_fragments), robust=True)
 
 
 def _render_key(render):
@@ -164,6 +165,7 @@ class Publisher:
         self._lock = threading.Lock()
         self._pending: dict[int, dict] = {}
         self._not_before: dict[int, float] = {}  # deployment -> monotonic time its next render may start
+        self._flushing = 0  # callers waiting in flush(): spacing is skipped for them
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -190,14 +192,22 @@ class Publisher:
         self._wake.set()
 
     def flush(self, timeout: float = 10) -> bool:
-        """Wait until everything submitted so far is published (tests, commands before exit)."""
-        return self._idle.wait(timeout)
+        """Wait until everything submitted so far is published (tests, commands before exit).
+        Someone is waiting, so what waits for its spacing goes out now."""
+        with self._lock:
+            self._flushing += 1
+        self._wake.set()
+        try:
+            return self._idle.wait(timeout)
+        finally:
+            with self._lock:
+                self._flushing -= 1
 
     def _take_due(self) -> tuple[dict[int, dict], float | None]:
         """The pending deployments whose spacing has passed, and how long until the next one's has."""
         now = time.monotonic()
         with self._lock:
-            due = {d: r for d, r in self._pending.items() if self._not_before.get(d, 0.0) <= now}
+            due = {d: r for d, r in self._pending.items() if self._flushing or self._not_before.get(d, 0.0) <= now}
             for deployment_id in due:
                 del self._pending[deployment_id]
             waits = [self._not_before[d] - now for d in self._pending if d in self._not_before]
@@ -228,7 +238,8 @@ class Publisher:
                 if wait is None and not due:
                     break
                 if wait is not None and not due:
-                    time.sleep(wait)
+                    self._wake.wait(wait)  # another deployment's first push need not wait for this spacing
+                    self._wake.clear()
             with self._lock:
                 if not self._pending:
                     self._idle.set()
@@ -257,4 +268,4 @@ def revoke_on_commit(deployment_id: int, user_id: int) -> None:
         except Exception:  # pragma: no cover - the next ping re-checks access anyway
             log.exception("closing sockets of user %s on deployment %s failed", user_id, deployment_id)
 
-    transaction.on_commit(_send)
+    transaction.on_commit(_send, robust=True)

@@ -4,15 +4,18 @@ Fifty people pressing GO at once all need the same deployment's lock: one after 
 each takes it, re-reads the gate, writes, commits, and the last waits for the other
 forty-nine. With a group commit the first thread to arrive becomes the *leader*: it takes
 every change queued for the same key and applies them in one transaction (one lock, one
-read of the shared rows, one commit). Threads arriving meanwhile queue; when the leader is
-done, one of them leads the next group. Under no load a group is one change, so nothing
-waits for a batch to fill; under load the groups grow by themselves.
+read of the shared rows, one commit). Threads arriving meanwhile queue and sleep until their
+change is settled. When the leader is done it returns to its own caller and hands the
+leadership to the first thread still queued, which applies the next group. Under no load a
+group is one change, so nothing waits for a batch to fill; under load the groups grow by
+themselves, and no leader serves others for longer than one group.
 
 The caller gives ``apply(payloads)``, which runs one transaction and returns one outcome
 per payload, in order: a result, or the exception that refused that payload alone (checked
-before it wrote anything). If ``apply`` raises instead, the group's transaction rolled back
-as a whole; each change is then applied on its own, so one person's failure is theirs
-alone and nobody else's change is lost.
+before it wrote anything). ``apply`` must return normally once its transaction committed
+(whatever runs after the commit). If it raises, the group's transaction rolled back as a
+whole: each change is then applied again on its own, by its own thread on its own database
+connection, so one person's failure is theirs alone and nobody else's change is lost.
 
 Knows no app; groups are per process (each web process leads its own).
 """
@@ -23,65 +26,91 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
+_ALONE = object()  # the group failed as a whole: apply this change on its own
+
 
 class _Ticket:
-    __slots__ = ("done", "outcome", "payload")
+    __slots__ = ("done", "leads", "outcome", "payload", "wake")
 
     def __init__(self, payload):
         self.payload = payload
         self.done = False
+        self.leads = False
         self.outcome: Any = None
+        self.wake = threading.Event()
 
 
 def _settle(ticket: _Ticket, outcome) -> None:
     ticket.outcome, ticket.done = outcome, True
-
-
-def _result(ticket: _Ticket):
-    if isinstance(ticket.outcome, BaseException):
-        raise ticket.outcome
-    return ticket.outcome
+    ticket.wake.set()
 
 
 class GroupCommit:
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._queues: dict[Hashable, list[_Ticket]] = {}
-        self._leaders: dict[Hashable, threading.Lock] = {}
+        self._leading: set[Hashable] = set()
         self.largest_group = 0  # for the benchmark and the tests: did groups form?
 
     def run(self, key: Hashable, payload, apply: Callable[[list], list]):
         ticket = _Ticket(payload)
         with self._mutex:
             self._queues.setdefault(key, []).append(ticket)
-            leader = self._leaders.setdefault(key, threading.Lock())
-        with leader:
-            if not ticket.done:  # a previous leader did not take it: lead this group
-                with self._mutex:
-                    group = self._queues.pop(key, [])
-                    self.largest_group = max(self.largest_group, len(group))
-                try:
-                    self._apply(group, apply)
-                finally:
-                    for other in group:
-                        if not other.done:  # only if applying itself failed: never leave a caller hanging
-                            _settle(other, RuntimeError("the change was not applied; try again"))
-        return _result(ticket)
+            if key not in self._leading:
+                self._leading.add(key)
+                ticket.leads = True
+        if not ticket.leads:
+            ticket.wake.wait()  # settled by a leader, or made the leader
+        if not ticket.done:
+            self._lead(key, apply)
+        if ticket.outcome is _ALONE:
+            (ticket.outcome,) = _outcomes([payload], apply)
+        if isinstance(ticket.outcome, BaseException):
+            raise ticket.outcome
+        return ticket.outcome
 
-    @staticmethod
-    def _apply(group: list[_Ticket], apply: Callable[[list], list]) -> None:
+    def queued(self, key: Hashable) -> int:
+        """How many changes wait for ``key`` (tests use it to make a group for certain)."""
+        with self._mutex:
+            return len(self._queues.get(key, []))
+
+    def leading(self, key: Hashable) -> bool:
+        with self._mutex:
+            return key in self._leading
+
+    def _lead(self, key: Hashable, apply: Callable[[list], list]) -> None:
+        with self._mutex:
+            group = self._queues.pop(key, [])
+            self.largest_group = max(self.largest_group, len(group))
+        outcomes = None
         try:
-            outcomes = apply([t.payload for t in group])
-        except Exception as exc:
-            if len(group) == 1:
-                _settle(group[0], exc)
-                return
-            for ticket in group:  # the group's transaction rolled back: each on its own
-                try:
-                    (outcome,) = apply([ticket.payload])
-                except Exception as own:
-                    outcome = own
+            try:
+                outcomes = _outcomes([t.payload for t in group], apply)
+                if len(outcomes) != len(group):
+                    raise RuntimeError("apply must return one outcome per change")
+            except Exception as exc:
+                outcomes = [exc] if len(group) == 1 else [_ALONE] * len(group)
+        finally:
+            with self._mutex:  # hand over to the first one still queued, or stop leading
+                waiting = self._queues.get(key)
+                if waiting:
+                    successor = waiting[0]
+                    successor.leads = True
+                    successor.wake.set()
+                else:
+                    self._queues.pop(key, None)
+                    self._leading.discard(key)
+            if outcomes is None:  # interrupted (the process is stopping): nobody is left waiting
+                outcomes = [RuntimeError("the change was not applied; try again")] * len(group)
+            for ticket, outcome in zip(group, outcomes, strict=True):
                 _settle(ticket, outcome)
-            return
-        for ticket, outcome in zip(group, outcomes, strict=True):
-            _settle(ticket, outcome)
+
+
+def _outcomes(payloads: list, apply: Callable[[list], list]) -> list:
+    """``apply`` for one group; a single change's unexpected failure is its outcome."""
+    try:
+        return list(apply(payloads))
+    except Exception as exc:
+        if len(payloads) > 1:
+            raise
+        return [exc]

@@ -25,14 +25,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _queued(gate_id: int) -> int:
-    with services._ballots._mutex:
-        return len(services._ballots._queues.get(gate_id, []))
+    return services._ballots.queued(gate_id)
 
 
 def _leading_alone(gate_id: int) -> bool:
     """The first ballot's thread leads (holds the gate's leader lock) and took itself off the queue."""
-    leader = services._ballots._leaders.get(gate_id)
-    return leader is not None and leader.locked() and _queued(gate_id) == 0
+    return services._ballots.leading(gate_id) and _queued(gate_id) == 0
 
 
 def _vote_while_locked(deployment, gate, ballots):
@@ -124,3 +122,26 @@ def test_a_vote_for_a_gate_of_another_deployment_is_no_such_gate(crew):
     with pytest.raises(Gate.DoesNotExist):
         services.cast_vote(gate.pk, people["qa"], Decision.GO, deployment_id=deployment.pk + 1000)
     assert not Vote.objects.filter(gate=gate).exists()
+
+
+def test_a_failure_after_the_commit_never_applies_a_group_twice(crew, monkeypatch):
+    """Something run after the group's commit fails (here: the hook that queues the push).
+    The votes were committed: each is answered as counted, and none is applied again."""
+    deployment, people = crew
+    gate = Gate.objects.get(deployment=deployment)
+    qa = DeploymentRole.objects.get(deployment=deployment, name="QA Lead")
+    voters = [make_user(f"committed{i}") for i in range(3)]
+    for user in voters:
+        deployment_services.set_participant(deployment, people["lead"], user, role_names=["QA Lead"])
+    services.configure_gate(gate.pk, people["lead"], voter_role_ids=[qa.pk], rule=GateRule.QUORUM, quorum=4)  # four hold QA Lead: three GO keep it open
+
+    def failing_push(deployment_id):
+        transaction.on_commit(lambda: 1 / 0)  # not robust: raised after the COMMIT
+
+    monkeypatch.setattr(services, "_push", failing_push)
+    outcomes = _vote_while_locked(deployment, gate, [(user, Decision.GO, "") for user in voters])
+
+    assert all(isinstance(outcome, Vote) for outcome in outcomes), outcomes
+    assert Vote.objects.filter(gate=gate).count() == 3
+    assert Event.objects.filter(deployment=deployment, action="vote.cast").count() == 3
+    assert verify_chain(deployment.pk).ok

@@ -1,6 +1,7 @@
 """The group-commit helper's promise: one outcome per change, and one change's failure is its own."""
 
 import threading
+import time
 
 from warroom.groupcommit import GroupCommit
 
@@ -29,10 +30,8 @@ def _run_group(batcher, payloads, apply):
     rest = [threading.Thread(target=call, args=(p,)) for p in payloads[1:]]
     for thread in rest:
         thread.start()
-    while True:
-        with batcher._mutex:
-            if len(batcher._queues.get("key", [])) == len(payloads) - 1:
-                break
+    while batcher.queued("key") != len(payloads) - 1:
+        time.sleep(0.005)
     release.set()
     for thread in [first, *rest]:
         thread.join(10)
@@ -73,3 +72,13 @@ def test_a_group_that_fails_as_a_whole_is_retried_one_by_one():
     assert outcomes[1] == 1 and outcomes[2] == 2 and outcomes[4] == 4
     assert isinstance(outcomes[3], KeyError)
     assert [g for g in groups if len(g) == 1 and g != [1]]  # the retries were one change each
+
+
+def test_a_leader_answers_its_own_caller_and_hands_over_to_the_next():
+    """The first caller gets its answer after its own group; the ones queued meanwhile are a
+    group led by one of them, and nothing stays queued or led afterwards."""
+    batcher = GroupCommit()
+    outcomes, groups = _run_group(batcher, ["a", "b", "c"], lambda batch: [p.upper() for p in batch])
+    assert outcomes == {"a": "A", "b": "B", "c": "C"}
+    assert groups[0] == ["a"] and sorted(groups[1]) == ["b", "c"]
+    assert batcher.queued("key") == 0 and not batcher.leading("key")
