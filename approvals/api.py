@@ -14,6 +14,7 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -89,6 +90,10 @@ def _wait_seconds(raw: str) -> float | None:
     return min(value, MAX_WAIT_SECONDS)
 
 
+def _release_connection() -> None:
+    connection.close()  # this thread's: with the pool, handed back to it
+
+
 @require_GET
 async def gate(request, pk, gate_pk):
     """?wait=N (seconds, up to 60) holds the answer until the gate is decided or time runs out."""
@@ -106,6 +111,7 @@ async def gate(request, pk, gate_pk):
             return _error(404, "No such gate in this deployment.")
         if found.state in SETTLED_GATE_STATES or time.monotonic() >= deadline:
             return JsonResponse(await sync_to_async(gate_json)(found))
+        await sync_to_async(_release_connection)()  # a waiting pipeline holds no pooled connection
         await asyncio.sleep(0.5)
 
 

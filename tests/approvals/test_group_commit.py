@@ -133,7 +133,8 @@ def test_a_failure_after_the_commit_never_applies_a_group_twice(crew, monkeypatc
     voters = [make_user(f"committed{i}") for i in range(3)]
     for user in voters:
         deployment_services.set_participant(deployment, people["lead"], user, role_names=["QA Lead"])
-    services.configure_gate(gate.pk, people["lead"], voter_role_ids=[qa.pk], rule=GateRule.QUORUM, quorum=4)  # four hold QA Lead: three GO keep it open
+    # Four hold QA Lead (the crew's QA and these three): three GO keep the gate open.
+    services.configure_gate(gate.pk, people["lead"], voter_role_ids=[qa.pk], rule=GateRule.QUORUM, quorum=4)
 
     def failing_push(deployment_id):
         transaction.on_commit(lambda: 1 / 0)  # not robust: raised after the COMMIT
