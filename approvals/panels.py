@@ -48,7 +48,7 @@ def load_approvals(deployment_id: int, board=None) -> dict:
         .select_related("decider_role", "item")
         .prefetch_related("voter_roles", "veto_roles", "condition_items", "votes__voter")
     ):
-        voters = services.eligible_voters(gate)
+        voters = services.eligible_voters(gate, participants=participants)
         votes_tally = services.tally(gate, votes=gate.votes.all(), voters=voters)
         gates.append(
             GateView(

@@ -316,10 +316,17 @@ class Tally:
     by_role: dict = field(default_factory=dict)  # role name → {"go": n, "no_go": n, "eligible": n}
 
 
-def eligible_voters(gate: Gate) -> dict[int, set[int]]:
-    """user id → ids of the voting roles they hold (lead-only people do not vote). One query."""
+def eligible_voters(gate: Gate, *, participants=None) -> dict[int, set[int]]:
+    """user id → ids of the voting roles they hold (lead-only people do not vote). One query,
+    or none when ``participants`` (the deployment's, with their roles) are loaded already."""
     voter_role_ids = {r.pk for r in gate.voter_roles.all()}
     result: dict[int, set[int]] = {}
+    if participants is not None:
+        for participant in participants:
+            held = {role.pk for role in participant.roles.all()} & voter_role_ids
+            if held:
+                result[participant.user_id] = held
+        return result
     held = Participant.roles.through.objects.filter(
         participant__deployment_id=gate.deployment_id, deploymentrole_id__in=voter_role_ids
     ).values_list("participant__user_id", "deploymentrole_id")

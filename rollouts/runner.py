@@ -9,6 +9,7 @@ cancel request; subprocesses run as argv lists, never through a shell.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -26,6 +27,8 @@ from django.utils.html import escape
 
 from deployments import live
 from rollouts.models import RunState, TaskLogLine, TaskRun
+
+log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.1
 FLUSH_LINES = 2000
@@ -209,7 +212,15 @@ class RunContext:
 
 
 def push_log_lines(run: TaskRun, first_seq: int, lines: list[str]) -> None:
-    """Append a batch of log lines on every screen (the page keeps a bounded tail)."""
+    """Append a batch of log lines on every screen (the page keeps a bounded tail).
+
+    The lines are stored before this is called: a push that fails (Redis restarting, the
+    channel layer down) is logged and the run goes on — its outcome is the command's, never
+    the screens'. Screens that missed the push see the gap in the numbers and fetch the log.
+    """
     text = escape("\n".join(lines) + "\n")
     fragment = f'<pre hx-swap-oob="beforeend:#run-{run.pk}-log" data-first="{first_seq}" data-count="{len(lines)}">{text}</pre>'
-    live.publish(run.deployment_id, [fragment])
+    try:
+        live.publish(run.deployment_id, [fragment])
+    except Exception:
+        log.warning("log lines %s+ of run %s not pushed", first_seq, run.pk, exc_info=True)

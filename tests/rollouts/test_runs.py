@@ -9,9 +9,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 from django.core.exceptions import ValidationError
 
 from checklists.models import StepAction
+from deployments import live
 from deployments.events import verify_chain
 from deployments.models import Event, Item, Step
 from deployments.permissions import PermissionDenied
@@ -112,6 +114,26 @@ def test_failing_migration_fails_with_its_exit_code(crew, celery_worker, make_ta
     run = wait_for_run(runs.start_run(step.pk, people["devops"]).pk)
     assert run.state == RunState.FAILED and run.exit_code == 3
     assert run.error == "The migration command exited with code 3"
+
+
+def test_a_run_keeps_its_outcome_when_its_log_cannot_reach_the_screens(crew, make_target, monkeypatch):
+    """Redis drops every push while the migration runs (here it raises at once): the run
+    still ends as the command did, with its exit code and every line stored."""
+    deployment, people = crew
+    target = make_target(migrate_argv=[sys.executable, "-c", "import sys; print('relation exists'); sys.exit(3)"])
+    runs.bind_target(deployment, people["lead"], target)
+    step = step_with_action(deployment, StepAction.MIGRATE)
+    monkeypatch.setattr(runs.tasks.execute_run_task, "apply_async", lambda **kwargs: None)  # run it here, not in a worker
+
+    def redis_gone(*args, **kwargs):
+        raise redis.ConnectionError("Error 111 connecting to Redis: Connection refused.")
+
+    monkeypatch.setattr(live, "publish", redis_gone)
+    run = runs.start_run(step.pk, people["devops"])
+    assert runs.execute_run(run.pk) == RunState.FAILED
+    run.refresh_from_db()
+    assert (run.state, run.exit_code, run.error) == (RunState.FAILED, 3, "The migration command exited with code 3")
+    assert "relation exists" in TaskLogLine.objects.filter(run=run).values_list("text", flat=True)
 
 
 def test_smoke_checks_against_a_real_http_server_and_database(crew, celery_worker, http_service, target_db, make_target):
