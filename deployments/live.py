@@ -248,8 +248,8 @@ class Publisher:
 
 
 COALESCE_SECONDS = 0.005
-RENDER_SPACING = 3  # a deployment's renders take at most a quarter of the publisher's time
-MIN_SPACING_SECONDS = 0.05  # and come at most twenty times a second: faster is a blur to the eye
+RENDER_SPACING = 2  # a deployment's renders take at most a third of the publisher's time
+MIN_SPACING_SECONDS = 0.02  # and come at most fifty times a second
 MAX_SPACING_SECONDS = 0.25
 publisher = Publisher()
 # Before the interpreter shuts its thread pools down (async_to_sync needs one), let what a
