@@ -199,6 +199,9 @@ if env_bool("WARROOM_DB_POOL", True) and not DATABASES["default"]["CONN_MAX_AGE"
         "max_size": env_int("WARROOM_DB_POOL_SIZE", 20, minimum=1),
         "timeout": 10,
     }
+    # Each connection is tried (an empty query) as it is handed out: after PostgreSQL
+    # restarts, a dead one is replaced instead of failing the request that drew it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # The role web, worker and beat connect as (not a superuser, owns no table); `setup_db_roles`
 # grants it its rights. Migrations run as the tables' owner. See README ("Database roles").
 DATABASE_APP_ROLE = os.environ.get("WARROOM_DB_APP_ROLE", "warroom_app")
