@@ -502,7 +502,9 @@ def _apply_votes(deployment_id: int, gate_id: int, ballots: list[_Ballot]) -> li
     outcomes: list = []
     committed: list[bool] = []
     try:
-        _apply_votes_in_transaction(deployment_id, gate_id, ballots, outcomes, committed)
+        with transaction.atomic():
+            transaction.on_commit(lambda: committed.append(True))  # first of this transaction's hooks
+            outcomes = _apply_ballots(deployment_id, gate_id, ballots)
     except Exception:
         if not committed:
             raise
@@ -510,27 +512,28 @@ def _apply_votes(deployment_id: int, gate_id: int, ballots: list[_Ballot]) -> li
     return outcomes
 
 
-def _apply_votes_in_transaction(deployment_id: int, gate_id: int, ballots: list, outcomes: list, committed: list) -> None:
-    with transaction.atomic():
-        transaction.on_commit(lambda: committed.append(True))  # first of this transaction's hooks
-        deployment = lock_deployment(deployment_id)
-        gate = (
-            Gate.objects.select_for_update(of=("self",))
-            .select_related("decider_role", "item__step__phase")
-            .prefetch_related("voter_roles", "veto_roles")
-            .get(pk=gate_id)
-        )
-        gate.deployment = deployment
-        shared: dict = {}  # read once for the group, when the first ballot needs it
-        for ballot in ballots:
-            try:
-                _check_ballot(deployment, gate, ballot, shared)
-            except (InvalidChange, PermissionDenied) as refused:
-                outcomes.append(refused)
-                continue
-            outcomes.append(_write_vote(deployment, gate, ballot, shared))
-        if any(isinstance(outcome, Vote) for outcome in outcomes):
-            _push(deployment.pk)
+def _apply_ballots(deployment_id: int, gate_id: int, ballots: list[_Ballot]) -> list:
+    """The group's work, inside its transaction: one lock, one read of the gate, then each ballot."""
+    deployment = lock_deployment(deployment_id)
+    gate = (
+        Gate.objects.select_for_update(of=("self",))
+        .select_related("decider_role", "item__step__phase")
+        .prefetch_related("voter_roles", "veto_roles")
+        .get(pk=gate_id)
+    )
+    gate.deployment = deployment
+    shared: dict = {}  # read once for the group, when the first ballot needs it
+    outcomes: list = []
+    for ballot in ballots:
+        try:
+            _check_ballot(deployment, gate, ballot, shared)
+        except (InvalidChange, PermissionDenied) as refused:
+            outcomes.append(refused)
+            continue
+        outcomes.append(_write_vote(deployment, gate, ballot, shared))
+    if any(isinstance(outcome, Vote) for outcome in outcomes):
+        _push(deployment.pk)
+    return outcomes
 
 
 def _check_ballot(deployment: Deployment, gate: Gate, ballot: _Ballot, shared: dict) -> None:

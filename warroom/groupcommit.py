@@ -50,7 +50,6 @@ class GroupCommit:
         self._mutex = threading.Lock()
         self._queues: dict[Hashable, list[_Ticket]] = {}
         self._leading: set[Hashable] = set()
-        self.largest_group = 0  # for the benchmark and the tests: did groups form?
 
     def run(self, key: Hashable, payload, apply: Callable[[list], list]):
         ticket = _Ticket(payload)
@@ -81,7 +80,6 @@ class GroupCommit:
     def _lead(self, key: Hashable, apply: Callable[[list], list]) -> None:
         with self._mutex:
             group = self._queues.pop(key, [])
-            self.largest_group = max(self.largest_group, len(group))
         outcomes = None
         try:
             try:

@@ -73,14 +73,20 @@ def _vote_while_locked(deployment, gate, ballots):
     return outcomes
 
 
-def test_a_group_counts_each_vote_once_closes_once_and_refuses_only_who_must_be(crew):
-    deployment, people = crew
+def _quorum_gate(deployment, people, *, voters: int, quorum: int):
+    """The crew's gate, voted on by QA Lead holders under a quorum, and ``voters`` new QA Leads."""
     gate = Gate.objects.get(deployment=deployment)
     qa = DeploymentRole.objects.get(deployment=deployment, name="QA Lead")
-    voters = [make_user(f"grouped{i}") for i in range(5)]
-    for user in voters:
+    new_voters = [make_user(f"qa-voter-{i}") for i in range(voters)]
+    for user in new_voters:
         deployment_services.set_participant(deployment, people["lead"], user, role_names=["QA Lead"])
-    services.configure_gate(gate.pk, people["lead"], voter_role_ids=[qa.pk], rule=GateRule.QUORUM, quorum=3)
+    services.configure_gate(gate.pk, people["lead"], voter_role_ids=[qa.pk], rule=GateRule.QUORUM, quorum=quorum)
+    return gate, new_voters
+
+
+def test_a_group_counts_each_vote_once_closes_once_and_refuses_only_who_must_be(crew):
+    deployment, people = crew
+    gate, voters = _quorum_gate(deployment, people, voters=5, quorum=3)
     outsider = people["observer"]  # sees the deployment, holds no voting role
     ballots = [
         (voters[0], Decision.NO_GO, "smoke tests red"),  # alone, first: it holds the group's place
@@ -128,13 +134,8 @@ def test_a_failure_after_the_commit_never_applies_a_group_twice(crew, monkeypatc
     """Something run after the group's commit fails (here: the hook that queues the push).
     The votes were committed: each is answered as counted, and none is applied again."""
     deployment, people = crew
-    gate = Gate.objects.get(deployment=deployment)
-    qa = DeploymentRole.objects.get(deployment=deployment, name="QA Lead")
-    voters = [make_user(f"committed{i}") for i in range(3)]
-    for user in voters:
-        deployment_services.set_participant(deployment, people["lead"], user, role_names=["QA Lead"])
     # Four hold QA Lead (the crew's QA and these three): three GO keep the gate open.
-    services.configure_gate(gate.pk, people["lead"], voter_role_ids=[qa.pk], rule=GateRule.QUORUM, quorum=4)
+    gate, voters = _quorum_gate(deployment, people, voters=3, quorum=4)
 
     def failing_push(deployment_id):
         transaction.on_commit(lambda: 1 / 0)  # not robust: raised after the COMMIT

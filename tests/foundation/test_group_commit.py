@@ -30,7 +30,9 @@ def _run_group(batcher, payloads, apply):
     rest = [threading.Thread(target=call, args=(p,)) for p in payloads[1:]]
     for thread in rest:
         thread.start()
+    deadline = time.monotonic() + 10
     while batcher.queued("key") != len(payloads) - 1:
+        assert time.monotonic() < deadline, "the later changes did not queue behind the first"
         time.sleep(0.005)
     release.set()
     for thread in [first, *rest]:
